@@ -1,0 +1,162 @@
+internal import CLibpq
+import Foundation
+import Synchronization
+
+/// The single owner of one `PGconn` (and its `PGcancel`), finished in deinit.
+///
+/// `@unchecked Sendable`: libpq allows one thread at a time per connection. The pool hands a
+/// connection to exactly one lease holder, whose calls run one after another on the pool's
+/// blocking threads; only `cancel()`, which libpq documents as thread-safe, may run concurrently.
+final class LibpqConnection: @unchecked Sendable {
+    private let pointer: OpaquePointer
+    private let cancelHandle: OpaquePointer?
+
+    private init(pointer: OpaquePointer) {
+        self.pointer = pointer
+        self.cancelHandle = PQgetCancel(pointer)
+        // libpq prints NOTICEs to stderr by default ("relation … already exists, skipping").
+        PQsetNoticeProcessor(pointer, { _, _ in }, nil)
+    }
+
+    deinit {
+        if let cancelHandle { PQfreeCancel(cancelHandle) }
+        PQfinish(pointer)
+    }
+
+    /// Opens a connection (blocking). Settings after `dbname` override the URL; those before it are defaults.
+    static func connect(_ configuration: PostgresClient.Configuration) throws -> LibpqConnection {
+        let defaults: [(String, String)] = [
+            ("connect_timeout", String(max(1, Int(configuration.connectTimeout.components.seconds)))),
+            ("application_name", configuration.applicationName),
+        ]
+        let pairs = defaults + [("dbname", configuration.connectionString)]
+        let keywords = pairs.map { strdup($0.0) } + [nil]
+        let values = pairs.map { strdup($0.1) } + [nil]
+        defer { (keywords + values).forEach { free($0) } }
+        let raw = keywords.map { UnsafePointer($0) }.withUnsafeBufferPointer { k in
+            values.map { UnsafePointer($0) }.withUnsafeBufferPointer { v in
+                PQconnectdbParams(k.baseAddress, v.baseAddress, 1)
+            }
+        }
+        guard let raw else { throw PostgresError(.connectionFailed, serverMessage: "out of memory") }
+        guard PQstatus(raw) == CONNECTION_OK else {
+            let message = String(cString: PQerrorMessage(raw)).trimmingCharacters(in: .whitespacesAndNewlines)
+            PQfinish(raw)
+            throw PostgresError(.connectionFailed, serverMessage: message)
+        }
+        let connection = LibpqConnection(pointer: raw)
+        // Fixed session settings make text decoding predictable (ISO timestamps in UTC).
+        var setup = "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, MDY'; SET bytea_output = 'hex';"
+        if let timeout = configuration.statementTimeout {
+            let ms = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+            setup += " SET statement_timeout = \(ms);"
+        }
+        try connection.executeScript(setup)
+        return connection
+    }
+
+    /// Whether the connection can serve another lease: open, idle, and not closed by the server
+    /// while it sat in the pool. Non-blocking: a zero-timeout poll and `PQconsumeInput`.
+    func isReusable() -> Bool {
+        guard PQstatus(pointer) == CONNECTION_OK, PQtransactionStatus(pointer) == PQTRANS_IDLE else { return false }
+        for _ in 0..<4 {
+            var descriptor = pollfd(fd: PQsocket(pointer), events: Int16(POLLIN), revents: 0)
+            guard poll(&descriptor, 1, 0) > 0 else { return true }
+            // Something arrived while idle: EOF or a FATAL notice (server shutting down). Read it.
+            if PQconsumeInput(pointer) == 0 || PQstatus(pointer) != CONNECTION_OK { return false }
+            while let notification = PQnotifies(pointer) { PQfreemem(notification) }
+        }
+        return PQstatus(pointer) == CONNECTION_OK
+    }
+
+    /// Asks the server to cancel the statement in progress (thread-safe, any thread).
+    func cancel() {
+        guard let cancelHandle else { return }
+        var buffer = [CChar](repeating: 0, count: 256)
+        _ = PQcancel(cancelHandle, &buffer, Int32(buffer.count))
+    }
+
+    /// Runs one parameterized statement (blocking) and returns its rows.
+    func execute(_ query: PostgresQuery) throws -> PostgresResultStorage {
+        let count = query.binds.count
+        var values = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
+        var lengths = [Int32](repeating: 0, count: count)
+        var formats = [Int32](repeating: 0, count: count)
+        defer { values.forEach { free($0) } }
+        for (index, bind) in query.binds.enumerated() {
+            switch bind {
+            case .null:
+                break
+            case .text(let text):
+                values[index] = strdup(text)
+            case .binary(let bytes):
+                let copy = malloc(max(1, bytes.count))!.assumingMemoryBound(to: CChar.self)
+                bytes.withUnsafeBytes { UnsafeMutableRawPointer(copy).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+                values[index] = copy
+                lengths[index] = Int32(bytes.count)
+                formats[index] = 1
+            }
+        }
+        let result = values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valuePointers in
+            PQexecParams(pointer, query.sql, Int32(count), nil, valuePointers.baseAddress, lengths, formats, 0)
+        }
+        return try check(result)
+    }
+
+    /// Runs SQL without parameters through the simple protocol (several statements allowed).
+    /// Only for trusted, static SQL: migration files and session setup.
+    func executeScript(_ sql: String) throws {
+        _ = try check(PQexec(pointer, sql))
+    }
+
+    /// Reads pending input without blocking; false when the connection is gone.
+    func consumeInput() -> Bool { PQconsumeInput(pointer) == 1 && PQstatus(pointer) == CONNECTION_OK }
+
+    /// The socket, for polling.
+    var socket: Int32 { PQsocket(pointer) }
+
+    /// The NOTIFY messages received so far.
+    func drainNotifications() -> [PostgresNotification] {
+        var out: [PostgresNotification] = []
+        while let raw = PQnotifies(pointer) {
+            let item = raw.pointee
+            out.append(PostgresNotification(channel: String(cString: item.relname), payload: String(cString: item.extra), processID: Int(item.be_pid)))
+            PQfreemem(raw)
+        }
+        return out
+    }
+
+    private func check(_ result: OpaquePointer?) throws -> PostgresResultStorage {
+        guard let result else {
+            throw PostgresError(.connectionLost, serverMessage: String(cString: PQerrorMessage(pointer)))
+        }
+        let storage = PostgresResultStorage(result)
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return storage
+        default:
+            func field(_ code: UInt8) -> String? {
+                PQresultErrorField(result, Int32(code)).map { String(cString: $0) }
+            }
+            let lost = PQstatus(pointer) != CONNECTION_OK
+            throw PostgresError(
+                lost ? .connectionLost : .server,
+                sqlState: field(UInt8(ascii: "C")),
+                constraint: field(UInt8(ascii: "n")),
+                table: field(UInt8(ascii: "t")),
+                column: field(UInt8(ascii: "c")),
+                serverMessage: field(UInt8(ascii: "M")) ?? String(cString: PQerrorMessage(pointer))
+            )
+        }
+    }
+}
+
+/// One message from `NOTIFY`.
+public struct PostgresNotification: Sendable, Equatable {
+    /// The channel it was sent on.
+    public var channel: String
+    /// The payload (empty when none was given).
+    public var payload: String
+    /// The backend process that sent it.
+    public var processID: Int
+}
