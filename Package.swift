@@ -40,7 +40,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(name: "Curl", dependencies: ["CCurl"], swiftSettings: swiftSettings),
-        .target(name: "Zip", dependencies: ["CLibzip", "BlockingIO"], swiftSettings: swiftSettings),
+        .target(name: "Zip", dependencies: ["CLibzip"], swiftSettings: swiftSettings),
 
         // Executables: thin shells that read configuration and call builders.
         .executableTarget(
