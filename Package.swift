@@ -41,6 +41,7 @@ let package = Package(
         ),
         .target(name: "Curl", dependencies: ["CCurl"], swiftSettings: swiftSettings),
         .target(name: "Zip", dependencies: ["CLibzip"], swiftSettings: swiftSettings),
+        .target(name: "Imaging", swiftSettings: swiftSettings),
 
         // Executables: thin shells that read configuration and call builders.
         .executableTarget(
@@ -72,8 +73,13 @@ let package = Package(
         ),
 
         // Shared by the test targets only: the local services' coordinates, fresh databases.
-        .target(name: "TestSupport", dependencies: ["Postgres"], swiftSettings: swiftSettings),
+        .target(
+            name: "TestSupport",
+            dependencies: ["Postgres", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
 
+        .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SigningTests", dependencies: ["Signing"], swiftSettings: swiftSettings),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
@@ -81,6 +87,6 @@ let package = Package(
             dependencies: ["Curl", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "ZipTests", dependencies: ["Zip", "Signing"], swiftSettings: swiftSettings),
+        .testTarget(name: "ZipTests", dependencies: ["Zip", "Signing", "Imaging", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )

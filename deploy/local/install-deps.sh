@@ -14,8 +14,8 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo_ apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-if ! command -v moto_server >/dev/null || ! python3 -c 'import flask, flask_cors, moto.server' 2>/dev/null; then
-    log "installing moto[server] from PyPI"
-    python3 -m pip install -q "moto[server]"
+if ! command -v moto_server >/dev/null || ! python3 -c 'import flask, flask_cors, moto.server, PIL' 2>/dev/null; then
+    log "installing moto[server] and pillow from PyPI"
+    python3 -m pip install -q "moto[server]" pillow
     hash -r
 fi

@@ -1,0 +1,100 @@
+import Foundation
+public import Postgres
+public import Logging
+
+/// Where the local services started by `make test` (deploy/local/services.sh) are.
+public enum TestServices {
+    /// The repository's root folder.
+    public static let repoRoot: String = {
+        if let root = ProcessInfo.processInfo.environment["AISHA_REPO_ROOT"] { return root }
+        // Sources/TestSupport/TestServices.swift → three levels up.
+        return URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+    }()
+
+    /// The admin URL of the local test cluster.
+    /// - Throws: a message saying how to start the services when they are not configured.
+    public static func databaseURL() throws -> String {
+        guard let url = ProcessInfo.processInfo.environment["AISHA_TEST_DATABASE_URL"], !url.isEmpty else {
+            throw TestServicesError("AISHA_TEST_DATABASE_URL is not set: run `make test`, or `deploy/local/services.sh start && source .local/env`")
+        }
+        return url
+    }
+
+    /// A logger that prints only warnings and errors.
+    public static let logger: Logger = {
+        var logger = Logger(label: "aisha.tests")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    /// Runs a deploy/local script and returns its standard output.
+    @discardableResult
+    public static func runScript(_ name: String, _ arguments: [String]) throws -> String {
+        try run(repoRoot + "/deploy/local/" + name, arguments)
+    }
+
+    /// Runs an executable and returns its standard output; throws with its stderr if it fails.
+    @discardableResult
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        if let environment { process.environment = environment }
+        let output = Pipe()
+        let errors = Pipe()
+        process.standardOutput = output
+        process.standardError = errors
+        try process.run()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            throw TestServicesError("\(executable) \(arguments.joined(separator: " ")) exited \(process.terminationStatus): \(String(decoding: err, as: UTF8.self))")
+        }
+        return String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// The folder holding the built products (`.build/debug`), next to the test bundle.
+    public static var productsDirectory: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().path
+    }
+}
+
+/// A test-environment problem, with what to do about it.
+public struct TestServicesError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A database of its own for one test, created from the local cluster and dropped afterwards.
+public struct TestDatabase: Sendable {
+    /// The database's URL.
+    public let url: String
+    /// Its name.
+    public let name: String
+
+    /// Creates a fresh, empty database, runs `body` with it, and drops it.
+    public static func withFresh<T>(_ body: (TestDatabase) async throws -> T) async throws -> T {
+        let admin = try TestServices.databaseURL()
+        let name = "t_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(16).lowercased()
+        let client = try PostgresClient(url: admin, maxConnections: 1, logger: TestServices.logger)
+        defer { client.shutdown() }
+        try await client.query("CREATE DATABASE \(identifier: name)")
+        var components = URLComponents(string: admin)!
+        components.path = "/" + name
+        let database = TestDatabase(url: components.string!, name: name)
+        do {
+            let result = try await body(database)
+            try await client.query("DROP DATABASE \(identifier: name) WITH (FORCE)")
+            return result
+        } catch {
+            _ = try? await client.query("DROP DATABASE \(identifier: name) WITH (FORCE)")
+            throw error
+        }
+    }
+
+    /// A client for this database.
+    public func client(maxConnections: Int = 4) throws -> PostgresClient {
+        try PostgresClient(url: url, maxConnections: maxConnections, logger: TestServices.logger)
+    }
+}
