@@ -32,11 +32,11 @@ struct MigrateCommand: AsyncParsableCommand {
         let migrator = Migrator(client: client, logger: logger)
         if status {
             let pending = try await migrator.pending(migrations)
-            print(pending.isEmpty ? "up to date (\(migrations.count) migrations)" : pending.map { "pending \($0.version)_\($0.name)" }.joined(separator: "\n"))
+            print(pending.isEmpty ? "up to date (\(migrations.count) migrations)" : pending.map { "pending \($0.fileName)" }.joined(separator: "\n"))
             return
         }
         let applied = try await migrator.migrate(migrations)
-        for migration in applied { print("applied \(migration.version)_\(migration.name)") }
+        for migration in applied { print("applied \(migration.fileName)") }
         print(applied.isEmpty ? "up to date (\(migrations.count) migrations)" : "applied \(applied.count) of \(migrations.count) migrations")
     }
 }

@@ -8,6 +8,8 @@ public struct Migration: Sendable, Equatable {
     public var version: Int
     /// The rest of the file name, without `.sql`.
     public var name: String
+    /// The file name, e.g. `0001_jobs.sql`.
+    public var fileName: String
     /// The file's SQL.
     public var sql: String
     /// Lowercase hex SHA-256 of the file's bytes; an applied file may never change.
@@ -25,6 +27,7 @@ public struct Migration: Sendable, Equatable {
         }
         self.version = version
         self.name = String(parts[1])
+        self.fileName = fileName
         self.sql = String(decoding: contents, as: UTF8.self)
         self.checksum = SHA256.hexDigest(contents)
     }
@@ -66,6 +69,13 @@ public struct Migrator: Sendable {
         public var name: String
         /// The checksum recorded when it was applied.
         public var checksum: String
+
+        /// A history record.
+        public init(version: Int, name: String, checksum: String) {
+            self.version = version
+            self.name = name
+            self.checksum = checksum
+        }
     }
 
     /// Applies every pending migration and returns those it applied (empty when up to date).
@@ -145,7 +155,7 @@ public struct Migrator: Sendable {
                 do {
                     try await transaction.executeScript(migration.sql)
                 } catch var error as PostgresError {
-                    error.context = "migration \(migration.version)_\(migration.name)"
+                    error.context = "migration \(migration.fileName)"
                     throw error
                 }
                 let elapsed = ContinuousClock.now - started
@@ -155,7 +165,7 @@ public struct Migrator: Sendable {
                     VALUES (\(migration.version), \(migration.name), \(migration.checksum), \(milliseconds))
                     """)
             }
-            logger.info("migration applied", metadata: ["db.migration": "\(migration.version)_\(migration.name)"])
+            logger.info("migration applied", metadata: ["db.migration": "\(migration.fileName)"])
         }
         return pending
     }

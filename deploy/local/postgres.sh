@@ -50,7 +50,7 @@ start)
     [ -f "$data/PG_VERSION" ] && [ -f "$state/password" ] || init_cluster
     if running; then url; exit 0; fi
     port="$(free_port)"; echo "$port" > "$state/port"
-    pg_ctl_ -w -t 60 -l "$data/server.log" -o "-p $port" start >/dev/null || { tail -20 "$data/server.log" >&2; exit 1; }
+    pg_ctl_ -w -t 60 -l "$data/server.log" -o "-p $port" start >/dev/null 2>&1 || { tail -20 "$data/server.log" >&2; exit 1; }
     as_db_owner "$bindir/psql" -h "$data" -p "$port" -U aisha -d postgres -qtAc \
         "SELECT 1 FROM pg_database WHERE datname = 'aisha'" | grep -q 1 ||
         as_db_owner "$bindir/createdb" -h "$data" -p "$port" -U aisha aisha
@@ -61,7 +61,7 @@ stop)
     ;;
 restart)
     running || { log "cluster $name is not running"; exit 1; }
-    pg_ctl_ -w -m fast -l "$data/server.log" -o "-p $(cat "$state/port")" restart >/dev/null
+    pg_ctl_ -w -t 60 -m fast -l "$data/server.log" -o "-p $(cat "$state/port")" restart >/dev/null 2>&1 || { tail -20 "$data/server.log" >&2; exit 1; }
     ;;
 status)
     if running; then echo "postgres $name: running on 127.0.0.1:$(cat "$state/port")"; else echo "postgres $name: stopped"; exit 3; fi

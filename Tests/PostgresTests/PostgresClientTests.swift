@@ -1,0 +1,226 @@
+import Foundation
+import Postgres
+import TestSupport
+import Testing
+
+/// Integration tests against the real local cluster (deploy/local/postgres.sh), each in a fresh database.
+@Suite struct PostgresClientTests {
+    struct Payload: Codable, Equatable, Sendable {
+        var name: String
+        var tags: [String]
+        var nested: [String: Int]
+    }
+
+    @Test func typesRoundTrip() async throws {
+        try await TestDatabase.withFresh { database in
+            let client = try database.client()
+            defer { client.shutdown() }
+            let id = UUID()
+            let when = Date(timeIntervalSince1970: 1_732_530_000.123456)
+            let bytes = Data((0...255).map { UInt8($0) } + [0, 0, 92, 120])
+            let text = "Привет, мир ✓ 👩‍🚀 \"quoted\" \\ back"
+            let payload = Payload(name: "Aisha ✓", tags: ["a", "b,c"], nested: ["x": 1])
+            let noText: String? = nil
+            let noInt: Int? = nil
+            let row = try #require(try await client.query("""
+                SELECT \(Int.max)::int8, \(Int32.min)::int4, \(text)::text, \(true)::bool, \(false)::bool, \(3.141592653589793)::float8,
+                       \(when)::timestamptz, \(id)::uuid, \(bytes)::bytea, \(PostgresJSON(payload))::jsonb,
+                       \(noText)::text, \(noInt)::int8, \(["x", "y z", nil])::text[], \([1, 2, 3])::int8[], \(-0.0)::float8
+                """).first)
+            #expect(try row.decode(Int.self, at: 0) == Int.max)
+            #expect(try row.decode(Int32.self, at: 1) == Int32.min)
+            #expect(try row.decode(String.self, at: 2) == text)
+            #expect(try row.decode(Bool.self, at: 3) == true)
+            #expect(try row.decode(Bool.self, at: 4) == false)
+            #expect(try row.decode(Double.self, at: 5) == 3.141592653589793)
+            #expect(try row.decode(Date.self, at: 6).timeIntervalSince1970 == when.timeIntervalSince1970)
+            #expect(try row.decode(UUID.self, at: 7) == id)
+            #expect(try row.decode(Data.self, at: 8) == bytes)
+            #expect(try row.decode(PostgresJSON<Payload>.self, at: 9).value == payload)
+            #expect(try row.decode(String?.self, at: 10) == nil)
+            #expect(try row.decode(Int?.self, at: 11) == nil)
+            #expect(try row.decode([String?].self, at: 12) == ["x", "y z", nil])
+            #expect(try row.decode([Int].self, at: 13) == [1, 2, 3])
+            #expect(try row.decode(Double.self, at: 14) == 0)
+            // A NULL into a non-optional, and a wrong type, are decoding errors naming the column.
+            #expect { try row.decode(String.self, at: 10) } throws: { ($0 as? PostgresError)?.code == .decoding }
+            #expect { try row.decode(Int.self, at: 2) } throws: { ($0 as? PostgresError)?.code == .decoding }
+            let (a, b) = try row.decode(Int.self, Int32.self)
+            #expect(a == Int.max && b == Int32.min)
+        }
+    }
+
+    @Test func tableRoundTripAndAffectedRows() async throws {
+        try await TestDatabase.withFresh { database in
+            let client = try database.client()
+            defer { client.shutdown() }
+            try await client.query("CREATE TABLE t (id bigint PRIMARY KEY, name text NOT NULL, at timestamptz NOT NULL DEFAULT now())")
+            let ids = Array(1...500)
+            let names = ids.map { "name \($0) ✓" }
+            let inserted = try await client.query("INSERT INTO t (id, name) SELECT * FROM unnest(\(ids)::int8[], \(names)::text[])")
+            #expect(inserted.affectedRows == 500)
+            let rows = try await client.query("SELECT id, name FROM t WHERE id = ANY(\([7, 499])::int8[]) ORDER BY id")
+            #expect(try rows.map { try $0.decode(Int.self, String.self) }.map { "\($0.0):\($0.1)" } == ["7:name 7 ✓", "499:name 499 ✓"])
+            #expect(rows.columnNames == ["id", "name"])
+            #expect(try rows[0].decode(String.self, column: "name") == "name 7 ✓")
+        }
+    }
+
+    @Test func failingStatementsCarrySQLStateButNotParameters() async throws {
+        try await TestDatabase.withFresh { database in
+            let client = try database.client()
+            defer { client.shutdown() }
+            await #expect { try await client.query("SELECT * FROM no_such_table") } throws: {
+                ($0 as? PostgresError)?.sqlState == "42P01"
+            }
+            try await client.query("CREATE TABLE u (email text CONSTRAINT u_email_key UNIQUE)")
+            try await client.query("INSERT INTO u VALUES (\("secret@example.com"))")
+            do {
+                try await client.query("INSERT INTO u VALUES (\("secret@example.com"))")
+                Issue.record("duplicate insert succeeded")
+            } catch let error as PostgresError {
+                #expect(error.isUniqueViolation && error.constraint == "u_email_key" && error.table == "u")
+                #expect(!"\(error)".contains("secret@example.com"), "description leaks a parameter: \(error)")
+            }
+            do {
+                try await client.query("SELECT \("card-4242-4242")::int")
+                Issue.record("bad cast succeeded")
+            } catch let error as PostgresError {
+                #expect(error.sqlState == "22P02")
+                #expect(error.serverMessage?.contains("card-4242-4242") == true)  // the server quotes it…
+                #expect(!"\(error)".contains("card-4242-4242"))  // …but the description never does
+            }
+            // The connection that failed is fine for the next statement.
+            #expect(try await client.query("SELECT 1").first?.decode(Int.self, at: 0) == 1)
+        }
+    }
+
+    @Test func transactionsCommitOrRollBack() async throws {
+        struct Boom: Error {}
+        try await TestDatabase.withFresh { database in
+            let client = try database.client()
+            defer { client.shutdown() }
+            try await client.query("CREATE TABLE ledger (reference text PRIMARY KEY, amount int NOT NULL)")
+            await #expect(throws: Boom.self) {
+                try await client.withTransaction { tx in
+                    try await tx.query("INSERT INTO ledger VALUES (\("a"), \(10))")
+                    try await tx.query("INSERT INTO ledger VALUES (\("b"), \(20))")
+                    throw Boom()
+                }
+            }
+            #expect(try await client.query("SELECT count(*) FROM ledger").first?.decode(Int.self, at: 0) == 0)
+            // A failing statement inside also rolls back the earlier ones.
+            await #expect(throws: PostgresError.self) {
+                try await client.withTransaction { tx in
+                    try await tx.query("INSERT INTO ledger VALUES (\("c"), \(1))")
+                    try await tx.query("INSERT INTO ledger VALUES (\("c"), \(2))")
+                }
+            }
+            #expect(try await client.query("SELECT count(*) FROM ledger").first?.decode(Int.self, at: 0) == 0)
+            let total = try await client.withTransaction { tx in
+                try await tx.query("INSERT INTO ledger VALUES (\("d"), \(5))")
+                return try await tx.query("SELECT sum(amount) FROM ledger").first!.decode(Int.self, at: 0)
+            }
+            #expect(total == 5)
+            #expect(try await client.query("SELECT count(*) FROM ledger").first?.decode(Int.self, at: 0) == 1)
+            #expect(client.statistics.leased == 0)
+        }
+    }
+
+    @Test func listenReceivesNotify() async throws {
+        try await TestDatabase.withFresh { database in
+            let client = try database.client()
+            defer { client.shutdown() }
+            let events = client.listen(to: ["jobs_ready", "other"], logger: TestServices.logger)
+            var iterator = events.makeAsyncIterator()
+            #expect(await iterator.next() == .listening)
+            try await client.query("SELECT pg_notify(\("jobs_ready"), \("telegram.update"))")
+            try await client.query("NOTIFY other")
+            guard case .notification(let first) = await iterator.next(), case .notification(let second) = await iterator.next() else {
+                Issue.record("no notifications")
+                return
+            }
+            #expect(first.channel == "jobs_ready" && first.payload == "telegram.update")
+            #expect(second.channel == "other" && second.payload == "")
+        }
+    }
+
+    @Test func cancellingATaskCancelsTheStatement() async throws {
+        try await TestDatabase.withFresh { database in
+            let client = try database.client(maxConnections: 1)
+            defer { client.shutdown() }
+            let started = ContinuousClock.now
+            let task = Task { try await client.query("SELECT pg_sleep(30)") }
+            try await Task.sleep(for: .milliseconds(300))
+            task.cancel()
+            await #expect(throws: CancellationError.self) { try await task.value }
+            #expect(ContinuousClock.now - started < .seconds(10))
+            // The single connection is usable again (or was replaced).
+            #expect(try await client.query("SELECT 2").first?.decode(Int.self, at: 0) == 2)
+        }
+    }
+
+    @Test func statementTimeoutStopsSlowStatements() async throws {
+        try await TestDatabase.withFresh { database in
+            let configuration = try PostgresClient.Configuration(connectionString: database.url, maxConnections: 1, statementTimeout: .milliseconds(200))
+            let client = PostgresClient(configuration: configuration, logger: TestServices.logger)
+            defer { client.shutdown() }
+            await #expect { try await client.query("SELECT pg_sleep(5)") } throws: { ($0 as? PostgresError)?.isQueryCanceled == true }
+            #expect(try await client.query("SELECT 3").first?.decode(Int.self, at: 0) == 3)
+        }
+    }
+
+    @Test func exhaustedPoolTimesOut() async throws {
+        try await TestDatabase.withFresh { database in
+            let configuration = try PostgresClient.Configuration(connectionString: database.url, maxConnections: 1, acquireTimeout: .milliseconds(300))
+            let client = PostgresClient(configuration: configuration, logger: TestServices.logger)
+            defer { client.shutdown() }
+            try await client.withConnection { held in
+                try await held.query("SELECT 1")
+                await #expect { try await client.query("SELECT 1") } throws: { ($0 as? PostgresError)?.code == .poolTimeout }
+            }
+            #expect(try await client.query("SELECT 4").first?.decode(Int.self, at: 0) == 4)
+        }
+    }
+
+    @Test func connectionsRunInParallelOffTheCooperativePool() async throws {
+        try await TestDatabase.withFresh { database in
+            let client = try database.client(maxConnections: 8)
+            defer { client.shutdown() }
+            let started = ContinuousClock.now
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for _ in 0..<8 { group.addTask { try await client.query("SELECT pg_sleep(0.5)") } }
+                // While eight blocking calls run, async work on the cooperative pool still proceeds.
+                group.addTask {
+                    let tick = ContinuousClock.now
+                    try await Task.sleep(for: .milliseconds(50))
+                    #expect(ContinuousClock.now - tick < .milliseconds(400))
+                }
+                try await group.waitForAll()
+            }
+            // Serially this is 4 s; eight connections on eight threads take about 0.5 s.
+            #expect(ContinuousClock.now - started < .seconds(2.5))
+            #expect(client.statistics.open == 8)
+        }
+    }
+
+    @Test func badPasswordAndRefusedConnectionGiveClearErrors() async throws {
+        var components = URLComponents(string: try TestServices.databaseURL())!
+        components.password = "wrong-password-xyz"
+        let client = try PostgresClient(url: components.string!, maxConnections: 1, logger: TestServices.logger)
+        defer { client.shutdown() }
+        do {
+            try await client.query("SELECT 1")
+            Issue.record("a wrong password connected")
+        } catch let error as PostgresError {
+            #expect(error.code == .connectionFailed)
+            #expect("\(error)".contains("password authentication failed"), "\(error)")
+            #expect(!"\(error)".contains("wrong-password-xyz"))
+        }
+        let refused = try PostgresClient(url: "postgres://aisha:x@127.0.0.1:1/aisha", maxConnections: 1, logger: TestServices.logger)
+        defer { refused.shutdown() }
+        await #expect { try await refused.query("SELECT 1") } throws: { ($0 as? PostgresError)?.code == .connectionFailed }
+        #expect(throws: PostgresError.self) { try PostgresClient.Configuration(connectionString: "postgres://[bad") }
+        #expect(try PostgresClient.Configuration(connectionString: "postgres://u:hunter2@db.example:6543/app").redactedDescription == "u@db.example:6543/app")
+    }
+}
