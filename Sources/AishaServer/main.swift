@@ -1,1 +1,0 @@
-print("aisha-server placeholder")
