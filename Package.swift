@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "aisha-server", targets: ["AishaServer"]),
         .executable(name: "aisha-worker", targets: ["AishaWorker"]),
         .executable(name: "aisha", targets: ["AishaCLI"]),
+        .executable(name: "aisha-probe", targets: ["AishaProbe"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
@@ -42,6 +43,15 @@ let package = Package(
         .target(name: "Curl", dependencies: ["CCurl"], swiftSettings: swiftSettings),
         .target(name: "Zip", dependencies: ["CLibzip"], swiftSettings: swiftSettings),
         .target(name: "Imaging", swiftSettings: swiftSettings),
+        .target(
+            name: "JobQueue",
+            dependencies: [
+                "Postgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
 
         // Executables: thin shells that read configuration and call builders.
         .executableTarget(
@@ -73,6 +83,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        // A worker with synthetic job kinds for queue tests, reliability runs and benchmarks.
+        .executableTarget(
+            name: "AishaProbe",
+            dependencies: [
+                "JobQueue", "Postgres",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
         // Shared by the test targets only: the local services' coordinates, fresh databases.
         .target(
             name: "TestSupport",
@@ -88,6 +110,7 @@ let package = Package(
             dependencies: ["Curl", "Signing", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "JobQueueTests", dependencies: ["JobQueue", "Postgres", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ZipTests", dependencies: ["Zip", "Signing", "Imaging", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )

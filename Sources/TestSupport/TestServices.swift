@@ -109,6 +109,17 @@ public struct TestDatabase: Sendable {
         }
     }
 
+    /// Creates a fresh database with the project's migrations applied, runs `body`, drops it.
+    public static func withMigrated<T>(_ body: (TestDatabase) async throws -> T) async throws -> T {
+        try await withFresh { database in
+            let client = try database.client(maxConnections: 1)
+            defer { client.shutdown() }
+            try await Migrator(client: client, logger: TestServices.logger)
+                .migrate(try Migration.load(directory: TestServices.repoRoot + "/Migrations"))
+            return try await body(database)
+        }
+    }
+
     /// A client for this database.
     public func client(maxConnections: Int = 4) throws -> PostgresClient {
         try PostgresClient(url: url, maxConnections: maxConnections, logger: TestServices.logger)

@@ -1,0 +1,184 @@
+public import Foundation
+public import Postgres
+
+/// The durable job queue in PostgreSQL (table `jobs`, migration 0001).
+///
+/// Every statement here is one round trip, whatever the batch size: enqueue takes arrays through
+/// `unnest`, claims lock a batch with `FOR UPDATE SKIP LOCKED`, and completions, heartbeats and
+/// rescues update many rows at once. Every write that ends a lease is guarded by
+/// `(id, attempt, state = 'running', locked_by)`, so a worker that lost its lease cannot touch a
+/// job that was rescued or claimed again.
+public struct JobQueue: Sendable {
+    /// The NOTIFY channel that wakes workers; one notification per enqueue statement.
+    public static let channel = "aisha_jobs"
+
+    let database: PostgresClient
+
+    /// A queue over `database`.
+    public init(database: PostgresClient) { self.database = database }
+
+    // MARK: Enqueue
+
+    /// Enqueues one job; returns its id, or nil when its unique key was already taken.
+    @discardableResult
+    public func enqueue(_ job: JobRequest, on connection: PostgresConnection? = nil) async throws -> Int64? {
+        try await enqueue([job], on: connection)[0]
+    }
+
+    /// Enqueues many jobs in one statement, in order; returns each job's id, or nil for a job
+    /// whose unique key was already taken. Pass `connection` to enqueue inside the caller's
+    /// transaction, so the jobs commit (or roll back) with the caller's own rows.
+    @discardableResult
+    public func enqueue(_ jobs: [JobRequest], on connection: PostgresConnection? = nil) async throws -> [Int64?] {
+        guard !jobs.isEmpty else { return [] }
+        let query: PostgresQuery = """
+            WITH input AS (
+                SELECT * FROM unnest(\(jobs.map(\.kind))::text[], \(jobs.map { String(decoding: $0.payload, as: UTF8.self) })::jsonb[],
+                                     \(jobs.map { Int($0.priority) })::int2[], \(jobs.map(\.runAt))::timestamptz[],
+                                     \(jobs.map(\.maxAttempts))::int4[], \(jobs.map(\.uniqueKey))::text[], \(jobs.map(\.serialKey))::text[])
+                    WITH ORDINALITY AS t(kind, payload, priority, run_at, max_attempts, unique_key, serial_key, ord)
+            ), inserted AS (
+                INSERT INTO jobs (kind, payload, priority, run_at, max_attempts, unique_key, serial_key)
+                SELECT kind, payload, priority, coalesce(run_at, now()), max_attempts, unique_key, serial_key FROM input ORDER BY ord
+                ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+                RETURNING id, unique_key
+            ), wake AS (
+                SELECT pg_notify(\(JobQueue.channel), '') WHERE EXISTS (SELECT 1 FROM inserted)
+            )
+            SELECT id, unique_key, (SELECT count(*) FROM wake) FROM inserted ORDER BY id
+            """
+        let rows: PostgresRows
+        if let connection { rows = try await connection.query(query) } else { rows = try await database.query(query) }
+        // Identity values follow the ORDER BY ord of the INSERT … SELECT, so keyless jobs map in order.
+        var byKey: [String: Int64] = [:]
+        var keyless: [Int64] = []
+        for row in rows {
+            let (id, key) = try row.decode(Int64.self, String?.self)
+            if let key { byKey[key] = id } else { keyless.append(id) }
+        }
+        var nextKeyless = keyless.makeIterator()
+        var seenKeys: Set<String> = []
+        return jobs.map { job in
+            guard let key = job.uniqueKey else { return nextKeyless.next() }
+            // A key repeated inside one batch: only its first occurrence was inserted.
+            guard seenKeys.insert(key).inserted else { return nil }
+            return byKey[key]
+        }
+    }
+
+    // MARK: Worker side
+
+    /// Claims up to `limit` due jobs of `kinds`, honouring priority, run-at and serial keys, and
+    /// leases them to `worker` for `lease`. A job is claimable only when no earlier job with its
+    /// serial key is pending: a chat's updates run one at a time, in order.
+    public func claim(limit: Int, kinds: [String], worker: String, lease: Duration) async throws -> [ClaimedJob] {
+        guard limit > 0, !kinds.isEmpty else { return [] }
+        let rows = try await database.query("""
+            WITH candidates AS (
+                SELECT j.id FROM jobs j
+                WHERE j.state = 'available' AND j.run_at <= now() AND j.kind = ANY(\(kinds)::text[])
+                  AND (j.serial_key IS NULL OR NOT EXISTS (
+                        SELECT 1 FROM jobs e
+                        WHERE e.serial_key = j.serial_key AND e.id < j.id AND e.state IN ('available', 'running')))
+                ORDER BY j.priority, j.run_at, j.id
+                LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            )
+            UPDATE jobs SET state = 'running', attempt = jobs.attempt + 1, locked_by = \(worker),
+                            lease_expires_at = now() + \(JobQueue.milliseconds(lease)) * interval '1 millisecond',
+                            attempted_at = now()
+            FROM candidates WHERE jobs.id = candidates.id
+            RETURNING jobs.id, jobs.kind, jobs.payload::text, jobs.attempt, jobs.max_attempts, jobs.created_at, jobs.run_at
+            """)
+        return try rows.map { row in
+            let (id, kind, payload, attempt, maxAttempts, createdAt, runAt) = try row.decode(Int64.self, String.self, String.self, Int.self, Int.self, Date.self, Date.self)
+            return ClaimedJob(id: id, kind: kind, payload: Data(payload.utf8), attempt: attempt, maxAttempts: maxAttempts, createdAt: createdAt, runAt: runAt)
+        }
+    }
+
+    /// A finished attempt to record.
+    public struct Completion: Sendable {
+        /// The job's id.
+        public var id: Int64
+        /// The attempt that finished (the lease it held).
+        public var attempt: Int
+        /// What happened.
+        public var outcome: JobOutcome
+
+        /// A completion record.
+        public init(id: Int64, attempt: Int, outcome: JobOutcome) {
+            self.id = id
+            self.attempt = attempt
+            self.outcome = outcome
+        }
+    }
+
+    /// Records many finished attempts in one statement; returns the ids that were accepted.
+    /// An attempt whose lease was lost (rescued, or claimed again) is not accepted.
+    @discardableResult
+    public func finish(_ completions: [Completion], worker: String) async throws -> Set<Int64> {
+        guard !completions.isEmpty else { return [] }
+        var states: [String] = [], runAts: [Date?] = [], deltas: [Int] = [], errors: [String?] = []
+        for completion in completions {
+            switch completion.outcome {
+            case .completed: states.append("completed"); runAts.append(nil); deltas.append(0); errors.append(nil)
+            case .retry(let runAt, let error): states.append("available"); runAts.append(runAt); deltas.append(0); errors.append(error)
+            case .retryWithoutAttempt(let runAt, let reason): states.append("available"); runAts.append(runAt); deltas.append(-1); errors.append("rescheduled: " + reason)
+            case .dead(let error): states.append("dead"); runAts.append(nil); deltas.append(0); errors.append(error)
+            case .handedBack: states.append("available"); runAts.append(Date()); deltas.append(-1); errors.append("handed back: worker shutting down")
+            }
+        }
+        let rows = try await database.query("""
+            UPDATE jobs SET
+                state = d.state,
+                run_at = coalesce(d.run_at, jobs.run_at),
+                attempt = jobs.attempt + d.attempt_delta,
+                finished_at = CASE WHEN d.state IN ('completed', 'dead') THEN now() END,
+                locked_by = NULL,
+                lease_expires_at = NULL,
+                errors = CASE WHEN d.error IS NULL THEN jobs.errors
+                              ELSE jobs.errors || jsonb_build_object('attempt', jobs.attempt, 'at', now(), 'error', left(d.error, 2000)) END
+            FROM unnest(\(completions.map(\.id))::int8[], \(completions.map(\.attempt))::int4[], \(states)::text[],
+                        \(runAts)::timestamptz[], \(deltas)::int4[], \(errors)::text[])
+                 AS d(id, attempt, state, run_at, attempt_delta, error)
+            WHERE jobs.id = d.id AND jobs.attempt = d.attempt AND jobs.state = 'running' AND jobs.locked_by = \(worker)
+            RETURNING jobs.id
+            """)
+        return Set(try rows.map { try $0.decode(Int64.self, at: 0) })
+    }
+
+    /// Extends the leases `worker` holds; returns the ids still held (missing ones were lost).
+    public func extendLeases(_ held: [(id: Int64, attempt: Int)], worker: String, lease: Duration) async throws -> Set<Int64> {
+        guard !held.isEmpty else { return [] }
+        let rows = try await database.query("""
+            UPDATE jobs SET lease_expires_at = now() + \(JobQueue.milliseconds(lease)) * interval '1 millisecond'
+            FROM unnest(\(held.map(\.id))::int8[], \(held.map(\.attempt))::int4[]) AS d(id, attempt)
+            WHERE jobs.id = d.id AND jobs.attempt = d.attempt AND jobs.state = 'running' AND jobs.locked_by = \(worker)
+            RETURNING jobs.id
+            """)
+        return Set(try rows.map { try $0.decode(Int64.self, at: 0) })
+    }
+
+    /// Makes jobs whose lease expired (their worker died or stalled) claimable again, or dead
+    /// when their attempts are used up. Returns how many it rescued.
+    @discardableResult
+    public func rescueExpiredLeases(limit: Int = 1000) async throws -> Int {
+        try await database.query("""
+            WITH expired AS (
+                SELECT id FROM jobs WHERE state = 'running' AND lease_expires_at < now()
+                ORDER BY lease_expires_at LIMIT \(limit) FOR UPDATE SKIP LOCKED
+            )
+            UPDATE jobs SET
+                state = CASE WHEN jobs.attempt >= jobs.max_attempts THEN 'dead' ELSE 'available' END,
+                finished_at = CASE WHEN jobs.attempt >= jobs.max_attempts THEN now() END,
+                run_at = now(), locked_by = NULL, lease_expires_at = NULL,
+                errors = jobs.errors || jsonb_build_object('attempt', jobs.attempt, 'at', now(),
+                         'error', 'lease expired: worker ' || coalesce(jobs.locked_by, '?') || ' stopped renewing it')
+            FROM expired WHERE jobs.id = expired.id
+            """).affectedRows
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds) * 1000 + Int(duration.components.attoseconds / 1_000_000_000_000_000)
+    }
+}

@@ -1,0 +1,159 @@
+import Foundation
+import JobQueue
+import Postgres
+import TestSupport
+import Testing
+
+/// The queue's SQL against real PostgreSQL, each test in a fresh migrated database.
+@Suite struct JobQueueTests {
+    @Test func uniqueKeysUnderConcurrentEnqueue() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client(maxConnections: 10)
+            defer { client.shutdown() }
+            let queue = JobQueue(database: client)
+            let ids = try await withThrowingTaskGroup(of: Int64?.self) { group in
+                for _ in 0..<40 { group.addTask { try await queue.enqueue(JobRequest(kind: "telegram.update", uniqueKey: "tg:1001")) } }
+                return try await group.reduce(into: [Int64?]()) { $0.append($1) }
+            }
+            #expect(ids.compactMap { $0 }.count == 1)
+            #expect(try await client.query("SELECT count(*) FROM jobs").first?.decode(Int.self, at: 0) == 1)
+            // Inside one batch: the repeat is dropped, keyless jobs map to their ids in order.
+            let batch = try await queue.enqueue([
+                JobRequest(kind: "a"), JobRequest(kind: "b", uniqueKey: "k2"), JobRequest(kind: "c", uniqueKey: "k2"),
+                JobRequest(kind: "d", uniqueKey: "tg:1001"), JobRequest(kind: "e"),
+            ])
+            #expect(batch[2] == nil && batch[3] == nil)
+            let kinds = try await client.query("SELECT id, kind FROM jobs").reduce(into: [Int64: String]()) { $0[try $1.decode(Int64.self, at: 0)] = try $1.decode(String.self, at: 1) }
+            #expect(kinds[batch[0]!] == "a" && kinds[batch[1]!] == "b" && kinds[batch[4]!] == "e")
+            // A finished job still holds its key: a redelivered webhook is dropped.
+            let claimed = try await queue.claim(limit: 10, kinds: ["telegram.update"], worker: "w", lease: .seconds(30))
+            try await queue.finish(claimed.map { .init(id: $0.id, attempt: $0.attempt, outcome: .completed) }, worker: "w")
+            #expect(try await queue.enqueue(JobRequest(kind: "telegram.update", uniqueKey: "tg:1001")) == nil)
+        }
+    }
+
+    @Test func enqueueJoinsTheCallersTransaction() async throws {
+        struct Rollback: Error {}
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client()
+            defer { client.shutdown() }
+            let queue = JobQueue(database: client)
+            try await client.query("CREATE TABLE avatars (id int PRIMARY KEY)")
+            await #expect(throws: Rollback.self) {
+                try await client.withTransaction { tx in
+                    try await tx.query("INSERT INTO avatars VALUES (1)")
+                    try await queue.enqueue(JobRequest(kind: "avatar.train"), on: tx)
+                    throw Rollback()
+                }
+            }
+            #expect(try await client.query("SELECT count(*) FROM jobs").first?.decode(Int.self, at: 0) == 0)
+            try await client.withTransaction { tx in
+                try await tx.query("INSERT INTO avatars VALUES (1)")
+                try await queue.enqueue(JobRequest(kind: "avatar.train"), on: tx)
+            }
+            #expect(try await client.query("SELECT count(*) FROM jobs").first?.decode(Int.self, at: 0) == 1)
+        }
+    }
+
+    @Test func claimHonoursPriorityRunAtAndSerialKeys() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client()
+            defer { client.shutdown() }
+            let queue = JobQueue(database: client)
+            let ids = try await queue.enqueue([
+                JobRequest(kind: "k", priority: 5),
+                JobRequest(kind: "k", priority: 0, serialKey: "chat:1"),
+                JobRequest(kind: "k", priority: -1, serialKey: "chat:1"),  // behind its chat's earlier job
+                JobRequest(kind: "k", runAt: Date().addingTimeInterval(3600)),
+                JobRequest(kind: "other"),
+            ]).map { $0! }
+            let first = try await queue.claim(limit: 10, kinds: ["k"], worker: "w", lease: .seconds(30))
+            #expect(first.map(\.id) == [ids[1], ids[0]], "priority order; serial follower and future job wait; other kinds untouched")
+            #expect(first.allSatisfy { $0.attempt == 1 })
+            #expect(try await queue.claim(limit: 10, kinds: ["k"], worker: "w", lease: .seconds(30)).isEmpty)
+            try await queue.finish([.init(id: ids[1], attempt: 1, outcome: .completed)], worker: "w")
+            #expect(try await queue.claim(limit: 10, kinds: ["k"], worker: "w", lease: .seconds(30)).map(\.id) == [ids[2]])
+        }
+    }
+
+    @Test func aLostLeaseIsReclaimedAndTheStaleAcknowledgementRejected() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client()
+            defer { client.shutdown() }
+            let queue = JobQueue(database: client)
+            let id = try #require(try await queue.enqueue(JobRequest(kind: "k", maxAttempts: 5)))
+            let stale = try #require(try await queue.claim(limit: 1, kinds: ["k"], worker: "A", lease: .milliseconds(200)).first)
+            try await Task.sleep(for: .milliseconds(400))
+            // A late heartbeat still renews a lease nobody has rescued yet…
+            #expect(try await queue.extendLeases([(id, 1)], worker: "A", lease: .seconds(30)) == [id])
+            #expect(try await queue.rescueExpiredLeases() == 0)
+            try await client.query("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = \(id)")
+            #expect(try await queue.rescueExpiredLeases() == 1)
+            let fresh = try #require(try await queue.claim(limit: 1, kinds: ["k"], worker: "B", lease: .seconds(30)).first)
+            #expect(fresh.id == id && fresh.attempt == 2, "the rescued attempt counts")
+            #expect(try await queue.finish([.init(id: id, attempt: stale.attempt, outcome: .completed)], worker: "A").isEmpty)
+            #expect(try await queue.extendLeases([(id, stale.attempt)], worker: "A", lease: .seconds(30)).isEmpty)
+            #expect(try await queue.finish([.init(id: id, attempt: fresh.attempt, outcome: .completed)], worker: "B") == [id])
+            let record = try #require(try await queue.job(id: id))
+            #expect(record.state == .completed && record.errors.contains("lease expired: worker A"))
+        }
+    }
+
+    @Test func outcomesRetryDieAndRescheduleWithoutBurningAttempts() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client()
+            defer { client.shutdown() }
+            let queue = JobQueue(database: client)
+            let id = try #require(try await queue.enqueue(JobRequest(kind: "k", maxAttempts: 2)))
+            func claimOne() async throws -> ClaimedJob { try #require(try await queue.claim(limit: 1, kinds: ["k"], worker: "w", lease: .seconds(30)).first) }
+            var job = try await claimOne()
+            try await queue.finish([.init(id: id, attempt: job.attempt, outcome: .retryWithoutAttempt(runAt: Date(), reason: "429 retry_after 1"))], worker: "w")
+            job = try await claimOne()
+            #expect(job.attempt == 1, "retry-at did not use up an attempt")
+            try await queue.finish([.init(id: id, attempt: 1, outcome: .retry(runAt: Date().addingTimeInterval(3600), error: "timeout"))], worker: "w")
+            #expect(try await queue.claim(limit: 1, kinds: ["k"], worker: "w", lease: .seconds(30)).isEmpty, "backoff keeps it waiting")
+            try await client.query("UPDATE jobs SET run_at = now() WHERE id = \(id)")
+            job = try await claimOne()
+            try await queue.finish([.init(id: id, attempt: job.attempt, outcome: .dead(error: "boom"))], worker: "w")
+            let record = try #require(try await queue.job(id: id))
+            #expect(record.state == .dead && record.finishedAt != nil)
+            let errors = try JSONSerialization.jsonObject(with: Data(record.errors.utf8)) as! [[String: Any]]
+            #expect(errors.map { $0["error"] as? String } == ["rescheduled: 429 retry_after 1", "timeout", "boom"])
+            #expect(try await queue.statistics().dead == 1)
+            #expect(try await queue.retry(id: id))
+            #expect(try await queue.job(id: id)?.state == .available)
+        }
+    }
+
+    @Test func cancelAndPrune() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client()
+            defer { client.shutdown() }
+            let queue = JobQueue(database: client)
+            let ids = try await queue.enqueue((0..<4).map { _ in JobRequest(kind: "k") }).map { $0! }
+            #expect(try await queue.cancel(id: ids[0]))
+            #expect(try await queue.cancel(id: ids[0]) == false, "already cancelled")
+            let running = try await queue.claim(limit: 2, kinds: ["k"], worker: "w", lease: .seconds(30))
+            #expect(try await queue.cancel(id: running[0].id) == false, "a running job cannot be cancelled")
+            try await queue.finish(running.map { .init(id: $0.id, attempt: $0.attempt, outcome: .completed) }, worker: "w")
+            #expect(try await queue.prune(retention: .seconds(3600)) == 0, "nothing old enough")
+            try await client.query("UPDATE jobs SET finished_at = now() - interval '2 hours' WHERE state IN ('completed', 'cancelled')")
+            #expect(try await queue.prune(retention: .seconds(3600)) == 3)
+            #expect(try await client.query("SELECT id FROM jobs").map { try $0.decode(Int64.self, at: 0) } == [ids[3]])
+        }
+    }
+
+    @Test func statisticsReportDepthAndAge() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client()
+            defer { client.shutdown() }
+            let queue = JobQueue(database: client)
+            try await queue.enqueue([JobRequest(kind: "a"), JobRequest(kind: "a"), JobRequest(kind: "b")])
+            try await client.query("UPDATE jobs SET run_at = now() - interval '90 seconds' WHERE kind = 'b'")
+            let stats = try await queue.statistics()
+            #expect(stats.counts == [.init(kind: "a", state: .available, count: 2), .init(kind: "b", state: .available, count: 1)])
+            #expect(stats.oldestAvailableAge >= .seconds(89) && stats.oldestAvailableAge < .seconds(120))
+            #expect(stats.dead == 0 && stats.expiredLeases == 0)
+        }
+    }
+}
