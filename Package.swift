@@ -110,7 +110,9 @@ let package = Package(
             dependencies: ["Curl", "Signing", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "JobQueueTests", dependencies: ["JobQueue", "Postgres", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "JobQueueTests",
+            dependencies: ["JobQueue", "Postgres", "TestSupport", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(name: "ZipTests", dependencies: ["Zip", "Signing", "Imaging", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -72,7 +72,9 @@ public final class JobWorker: Service, Sendable {
                 background.addTask { await self.maintenanceLoop() }
                 background.addTask { await self.flushLoop() }
                 await self.claimAndRun()
-                await self.flushRemaining()
+                // Unstructured on purpose: if the worker's task was cancelled, the final
+                // acknowledgements must still reach the database rather than be cancelled too.
+                await Task { await self.flushRemaining() }.value
                 background.cancelAll()
             }
         } onGracefulShutdown: {

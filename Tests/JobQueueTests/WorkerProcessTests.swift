@@ -1,0 +1,77 @@
+import Foundation
+import JobQueue
+import Postgres
+import TestSupport
+import Testing
+
+/// Real worker processes (`aisha-probe`) killed and stopped with signals.
+@Suite struct WorkerProcessTests {
+    struct Sleep: Codable { var ms: Int }
+
+    func startProbe(_ database: TestDatabase, lease: Int, grace: Int = 10_000, concurrency: Int = 64, log: String) throws -> pid_t {
+        let probe = TestServices.productsDirectory + "/aisha-probe"
+        var environment = ProcessInfo.processInfo.environment
+        environment["AISHA_DATABASE_URL"] = database.url
+        environment["PROBE_LEASE_MS"] = String(lease)
+        environment["PROBE_GRACE_MS"] = String(grace)
+        environment["PROBE_CONCURRENCY"] = String(concurrency)
+        return try TestServices.spawn(probe, [], environment: environment, logPath: log)
+    }
+
+    /// A worker holding leased jobs is SIGKILLed; survivors complete every job exactly once after
+    /// the leases run out, and none is lost.
+    @Test func sigkilledWorkersJobsAreCompletedByTheSurvivor() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client()
+            defer { client.shutdown() }
+            let queue = JobQueue(database: client)
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("probe-\(UUID()).log").path
+            defer { try? FileManager.default.removeItem(atPath: log) }
+            try await queue.enqueue((0..<60).map { _ in try! JobRequest(kind: "probe.record", json: Sleep(ms: 400), maxAttempts: 5) })
+
+            let victim = try startProbe(database, lease: 1500, concurrency: 20, log: log)
+            let leased = try await eventually { try await count(client, "SELECT count(*) FROM jobs WHERE state = 'running'") == 20 }
+            #expect(leased)
+            kill(victim, SIGKILL)
+            #expect(TestServices.waitForExit(victim) == 128 + SIGKILL)
+            let orphaned = try await count(client, "SELECT count(*) FROM jobs WHERE state = 'running'")
+            #expect(orphaned > 0, "the killed worker left leased jobs behind")
+
+            let survivor = try startProbe(database, lease: 1500, concurrency: 20, log: log)
+            let done = try await eventually(timeout: .seconds(60)) { try await count(client, "SELECT count(*) FROM jobs WHERE state = 'completed'") == 60 }
+            kill(survivor, SIGTERM)
+            #expect(TestServices.waitForExit(survivor) == 0)
+            #expect(done, "every job completed")
+            #expect(try await count(client, "SELECT count(*) FROM jobs WHERE state <> 'completed'") == 0, "none lost or stuck")
+            #expect(try await count(client, "SELECT count(*) FROM probe_effects") == 60, "every job had its effect")
+            // The orphans were rescued: their first attempt counted, and the error history says why.
+            #expect(try await count(client, "SELECT count(*) FROM jobs WHERE attempt = 2 AND errors::text LIKE '%lease expired%'") == orphaned)
+        }
+    }
+
+    /// SIGTERM mid-work: running jobs finish within the grace period or are handed back; the
+    /// process exits 0 and leaves nothing running.
+    @Test func sigtermDrainsAndHandsBack() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client()
+            defer { client.shutdown() }
+            let queue = JobQueue(database: client)
+            let log = FileManager.default.temporaryDirectory.appendingPathComponent("probe-\(UUID()).log").path
+            defer { try? FileManager.default.removeItem(atPath: log) }
+            try await queue.enqueue((0..<5).map { _ in try! JobRequest(kind: "probe.record", json: Sleep(ms: 300)) }
+                + (0..<5).map { _ in try! JobRequest(kind: "probe.record", json: Sleep(ms: 30_000)) })
+            let worker = try startProbe(database, lease: 30_000, grace: 1500, log: log)
+            let allRunning = try await eventually { try await count(client, "SELECT count(*) FROM jobs WHERE state = 'running'") == 10 }
+            #expect(allRunning)
+            let stopping = ContinuousClock.now
+            kill(worker, SIGTERM)
+            #expect(TestServices.waitForExit(worker) == 0)
+            #expect(ContinuousClock.now - stopping < .seconds(10))
+            #expect(try await count(client, "SELECT count(*) FROM jobs WHERE state = 'running'") == 0)
+            #expect(try await count(client, "SELECT count(*) FROM jobs WHERE state = 'completed'") == 5)
+            #expect(try await count(client, "SELECT count(*) FROM jobs WHERE state = 'available' AND attempt = 0 AND run_at <= now()") == 5,
+                    "handed back at once, attempt not counted")
+            #expect(try await count(client, "SELECT count(*) FROM probe_effects") == 5)
+        }
+    }
+}
