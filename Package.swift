@@ -66,7 +66,7 @@ let package = Package(
         .executableTarget(
             name: "AishaWorker",
             dependencies: [
-                "Postgres",
+                "Postgres", "JobQueue",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -76,7 +76,7 @@ let package = Package(
         .executableTarget(
             name: "AishaCLI",
             dependencies: [
-                "Postgres",
+                "Postgres", "JobQueue", "BlockingIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -98,7 +98,7 @@ let package = Package(
         // Shared by the test targets only: the local services' coordinates, fresh databases.
         .target(
             name: "TestSupport",
-            dependencies: ["Postgres", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Postgres", "BlockingIO", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
 

@@ -1,40 +1,36 @@
 import Foundation
+import JobQueue
 import Logging
 import Postgres
 import ServiceLifecycle
 import UnixSignals
 
-/// `aisha-worker`: will claim and run jobs (issue 3). Today it checks the database and waits for
-/// SIGTERM, so deployments and the demo can already manage it like the real thing.
+/// `aisha-worker`: claims and runs jobs until SIGTERM, then drains (see JobWorker).
+/// Today it runs the queue's own maintenance (`jobs.prune`, hourly); the product's job kinds
+/// register here as they are built.
 @main
 struct AishaWorker {
     static func main() async throws {
+        let environment = ProcessInfo.processInfo.environment
         var logger = Logger(label: "aisha.worker")
-        logger.logLevel = Logger.Level(rawValue: ProcessInfo.processInfo.environment["AISHA_LOG_LEVEL"] ?? "info") ?? .info
-        guard let url = ProcessInfo.processInfo.environment["AISHA_DATABASE_URL"], !url.isEmpty else {
+        logger.logLevel = Logger.Level(rawValue: environment["AISHA_LOG_LEVEL"] ?? "info") ?? .info
+        guard let url = environment["AISHA_DATABASE_URL"], !url.isEmpty else {
             logger.critical("AISHA_DATABASE_URL is required")
             exit(2)
         }
-        let database = try PostgresClient(url: url, maxConnections: 2, logger: logger)
-        let group = ServiceGroup(
-            services: [WorkerService(database: database, logger: logger)],
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger
-        )
+        var configuration = JobWorker.Configuration()
+        if let value = environment["AISHA_WORKER_CONCURRENCY"].flatMap(Int.init), value > 0 { configuration.concurrency = value }
+        if let value = environment["AISHA_WORKER_SHUTDOWN_GRACE_SECONDS"].flatMap(Int.init), value >= 0 { configuration.shutdownGrace = .seconds(value) }
+        configuration.listen = environment["AISHA_WORKER_LISTEN"] != "false"
+        let poolSize = environment["AISHA_DB_POOL_SIZE"].flatMap(Int.init) ?? 10
+        let database = try PostgresClient(url: url, maxConnections: poolSize, logger: logger)
+        let queue = JobQueue(database: database)
+        let retentionDays = environment["AISHA_JOB_RETENTION_DAYS"].flatMap(Int.init) ?? 7
+        let (pruneHandler, pruneSchedule) = queue.pruning(retention: .seconds(retentionDays * 86_400))
+        configuration.periodic = [pruneSchedule]
+        let worker = JobWorker(queue: queue, handlers: [pruneHandler], configuration: configuration, logger: logger)
+        let group = ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
-    }
-}
-
-/// Checks the database, then idles until a graceful shutdown.
-struct WorkerService: Service {
-    let database: PostgresClient
-    let logger: Logger
-
-    func run() async throws {
-        try await database.query("SELECT 1")
-        logger.info("worker ready; no job kinds are registered yet")
-        try? await gracefulShutdown()
         database.shutdown()
-        logger.info("worker stopped")
     }
 }

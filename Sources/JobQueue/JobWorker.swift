@@ -12,9 +12,9 @@ public final class JobWorker: Service, Sendable {
     /// Runtime settings.
     public struct Configuration: Sendable {
         /// Jobs run at once in this process.
-        public var concurrency = 64
+        public var concurrency = 512
         /// Most jobs claimed per round trip.
-        public var claimBatch = 128
+        public var claimBatch = 256
         /// How long a claim is valid without a heartbeat; heartbeats run every third of it.
         public var lease: Duration = .seconds(30)
         /// How often to look for work when no NOTIFY arrives.

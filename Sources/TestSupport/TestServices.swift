@@ -1,4 +1,5 @@
 public import Foundation
+import BlockingIO
 public import Postgres
 public import Logging
 
@@ -33,66 +34,19 @@ public enum TestServices {
         try run(repoRoot + "/deploy/local/" + name, arguments)
     }
 
-    /// Runs an executable and returns its standard output; throws with its stderr if it fails.
-    ///
-    /// Output goes to files, not pipes (a daemon the command starts, like pg_ctl's server, keeps
-    /// inherited descriptors open forever), and the child is reaped with `waitpid`: Foundation's
-    /// `Process.waitUntilExit` was seen to miss a child's exit and hang.
+    /// Runs an executable to completion and returns its output (stdout and stderr, trimmed).
     @discardableResult
     public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> String {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("run-" + UUID().uuidString)
-        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let outPath = folder.appendingPathComponent("out").path
-        let errPath = folder.appendingPathComponent("err").path
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = (environment ?? ProcessInfo.processInfo.environment).map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-        guard spawned == 0 else { throw TestServicesError("cannot start \(executable): errno \(spawned)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
-        let out = (try? Data(contentsOf: URL(fileURLWithPath: outPath))) ?? Data()
-        let err = (try? Data(contentsOf: URL(fileURLWithPath: errPath))) ?? Data()
-        let exitedNormally = status & 0x7f == 0
-        let exitCode = (status >> 8) & 0xff
-        guard exitedNormally, exitCode == 0 else {
-            throw TestServicesError("\(executable) \(arguments.joined(separator: " ")) failed (status \(status)): \(String(decoding: err, as: UTF8.self))")
-        }
-        return String(decoding: out, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+        try ChildProcess.run(executable, arguments, environment: environment).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Starts an executable in the background (output appended to `logPath`) and returns its pid.
     public static func spawn(_ executable: String, _ arguments: [String], environment: [String: String], logPath: String) throws -> pid_t {
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { (argv + envp).forEach { free($0) } }
-        var pid: pid_t = 0
-        let spawned = posix_spawn(&pid, executable, &actions, nil, argv, envp)
-        guard spawned == 0 else { throw TestServicesError("cannot start \(executable): errno \(spawned)") }
-        return pid
+        try ChildProcess.spawn(executable, arguments, environment: environment, logPath: logPath)
     }
 
     /// Waits for a spawned process; returns its exit code, or 128 + the signal that ended it.
-    public static func waitForExit(_ pid: pid_t) -> Int32 {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0, errno == EINTR {}
-        return status & 0x7f == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
-    }
+    public static func waitForExit(_ pid: pid_t) -> Int32 { ChildProcess.waitForExit(pid) }
 
     /// The folder holding the built products (`.build/debug`), next to the test bundle.
     public static var productsDirectory: String {

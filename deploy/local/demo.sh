@@ -31,6 +31,8 @@ step "aisha-server and aisha-worker"
 port="$(free_port)"
 AISHA_HTTP_PORT="$port" AISHA_LOG_LEVEL=warning "$bin/aisha-server" & pids+=($!)
 AISHA_LOG_LEVEL=info "$bin/aisha-worker" & pids+=($!)
+sleep 1
+"$bin/aisha" jobs stats
 for _ in $(seq 1 100); do curl -fs "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 printf 'GET /healthz -> %s\n' "$(curl -fsS "http://127.0.0.1:$port/healthz")"
 printf 'GET /readyz  -> %s\n' "$(curl -fsS "http://127.0.0.1:$port/readyz")"

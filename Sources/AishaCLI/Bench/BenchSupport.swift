@@ -1,0 +1,69 @@
+import BlockingIO
+import Foundation
+import Logging
+import Postgres
+
+/// Shared pieces of the `aisha bench` commands.
+enum BenchSupport {
+    /// Creates a scratch database next to `adminURL`'s, migrates it, runs `body`, drops it.
+    static func withScratchDatabase<T>(adminURL: String, migrationsDirectory: String, logger: Logger, _ body: (String) async throws -> T) async throws -> T {
+        let admin = try PostgresClient(url: adminURL, maxConnections: 1, logger: logger)
+        defer { admin.shutdown() }
+        let name = "aisha_bench_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").prefix(12).lowercased()
+        try await admin.query("CREATE DATABASE \(identifier: name)")
+        guard var components = URLComponents(string: adminURL) else { throw BenchError("benchmarks need a postgres:// URL") }
+        components.path = "/" + name
+        let url = components.string!
+        do {
+            let client = try PostgresClient(url: url, maxConnections: 1, logger: logger)
+            try await Migrator(client: client, logger: logger).migrate(try Migration.load(directory: migrationsDirectory))
+            client.shutdown()
+            let result = try await body(url)
+            try await admin.query("DROP DATABASE \(identifier: name) WITH (FORCE)")
+            return result
+        } catch {
+            _ = try? await admin.query("DROP DATABASE \(identifier: name) WITH (FORCE)")
+            throw error
+        }
+    }
+
+    /// pgbench's transactions per second for a one-row INSERT per transaction at `clients`.
+    static func pgbenchInsertTPS(url: String, clients: Int, seconds: Int) async throws -> Double {
+        let client = try PostgresClient(url: url, maxConnections: 1, logger: Logger(label: "bench"))
+        try await client.query("CREATE TABLE IF NOT EXISTS pgbench_insert (id bigserial PRIMARY KEY, v int NOT NULL, at timestamptz NOT NULL DEFAULT now())")
+        client.shutdown()
+        let script = FileManager.default.temporaryDirectory.appendingPathComponent("pgbench-\(UUID()).sql").path
+        try "\\set v random(1, 1000000)\nINSERT INTO pgbench_insert (v) VALUES (:v);\n".write(toFile: script, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: script) }
+        let output = try run("pgbench", [ "-n", "-c", "\(clients)", "-j", "\(min(clients, 2))", "-T", "\(seconds)", "-f", script, url])
+        guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
+              let value = Double(line.dropFirst(6).prefix { $0 != " " })
+        else { throw BenchError("could not read pgbench's output: \(output)") }
+        return value
+    }
+
+    /// Runs a command to completion and returns its output.
+    static func run(_ executable: String, _ arguments: [String]) throws -> String {
+        try ChildProcess.run(executable, arguments)
+    }
+
+    /// The `q`-quantile (0…1) of `values`, by nearest rank.
+    static func quantile(_ values: [Double], _ q: Double) -> Double {
+        guard !values.isEmpty else { return .nan }
+        let sorted = values.sorted()
+        return sorted[min(sorted.count - 1, max(0, Int((q * Double(sorted.count)).rounded(.up)) - 1))]
+    }
+
+    static func seconds(_ duration: Duration) -> Double {
+        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+    }
+
+    static func format(_ value: Double) -> String {
+        value >= 100 ? String(Int(value.rounded())) : String(format: "%.2f", value)
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}
