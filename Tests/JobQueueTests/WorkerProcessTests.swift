@@ -18,15 +18,21 @@ import Testing
         return try TestServices.spawn(probe, [], environment: environment, logPath: log)
     }
 
-    /// A worker holding leased jobs is SIGKILLed; survivors complete every job exactly once after
-    /// the leases run out, and none is lost.
-    @Test func sigkilledWorkersJobsAreCompletedByTheSurvivor() async throws {
+    /// A fresh migrated database, a client, its queue and a log file for the probes' output.
+    func withProbeSetup(_ body: (TestDatabase, PostgresClient, JobQueue, String) async throws -> Void) async throws {
         try await TestDatabase.withMigrated { database in
             let client = try database.client()
             defer { client.shutdown() }
-            let queue = JobQueue(database: client)
             let log = FileManager.default.temporaryDirectory.appendingPathComponent("probe-\(UUID()).log").path
             defer { try? FileManager.default.removeItem(atPath: log) }
+            try await body(database, client, JobQueue(database: client), log)
+        }
+    }
+
+    /// A worker holding leased jobs is SIGKILLed; survivors complete every job exactly once after
+    /// the leases run out, and none is lost.
+    @Test func sigkilledWorkersJobsAreCompletedByTheSurvivor() async throws {
+        try await withProbeSetup { database, client, queue, log in
             try await queue.enqueue((0..<60).map { _ in try! JobRequest(kind: "probe.record", json: Sleep(ms: 400), maxAttempts: 5) })
 
             let victim = try startProbe(database, lease: 1500, concurrency: 20, log: log)
@@ -52,12 +58,7 @@ import Testing
     /// SIGTERM mid-work: running jobs finish within the grace period or are handed back; the
     /// process exits 0 and leaves nothing running.
     @Test func sigtermDrainsAndHandsBack() async throws {
-        try await TestDatabase.withMigrated { database in
-            let client = try database.client()
-            defer { client.shutdown() }
-            let queue = JobQueue(database: client)
-            let log = FileManager.default.temporaryDirectory.appendingPathComponent("probe-\(UUID()).log").path
-            defer { try? FileManager.default.removeItem(atPath: log) }
+        try await withProbeSetup { database, client, queue, log in
             try await queue.enqueue((0..<5).map { _ in try! JobRequest(kind: "probe.record", json: Sleep(ms: 300)) }
                 + (0..<5).map { _ in try! JobRequest(kind: "probe.record", json: Sleep(ms: 30_000)) })
             let worker = try startProbe(database, lease: 30_000, grace: 1500, log: log)
