@@ -43,6 +43,23 @@ public struct PeriodicJob: Sendable {
     }
 }
 
+extension PeriodicJob {
+    /// The slots to enqueue now (pure): the current one, plus any missed since `last` (at most
+    /// 10), so a worker that was starved or paused still enqueues one job per period. Other
+    /// workers enqueueing the same slots are harmless: the unique key drops the repeats.
+    static func slotsDue(_ job: PeriodicJob, since last: Date?, now: Date) -> [(key: String, start: Date)] {
+        let current = job.slot(containing: now)
+        guard let last else { return [current] }
+        guard current.start > last else { return [] }
+        let period = max(1, Backoff.seconds(job.period))
+        let missed = Int(((current.start.timeIntervalSince1970 - last.timeIntervalSince1970) / period).rounded()) - 1
+        let first = max(0, missed - 10) + 1
+        return (first...max(first, missed + 1)).map { step in
+            job.slot(containing: last.addingTimeInterval(period * Double(step)))
+        }
+    }
+}
+
 /// An attempt that ran past its handler's deadline.
 struct JobTimedOut: Error, CustomStringConvertible {
     let timeout: Duration

@@ -44,6 +44,8 @@ public final class JobWorker: Service, Sendable {
     private let claimSignal = Signal()
     private let flushSignal = Signal()
     private let stopping = Atomic<Bool>(false)
+    /// Set once no job runs any more: the flush loop then exits as soon as the buffer is empty.
+    private let draining = Atomic<Bool>(false)
 
     private struct RuntimeState {
         /// Claimed and not yet acknowledged: id → attempt (heartbeats extend these).
@@ -68,13 +70,15 @@ public final class JobWorker: Service, Sendable {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { background in
                 if configuration.listen { background.addTask { await self.listenLoop() } }
+                // Heartbeats keep running until every acknowledgement is written.
                 background.addTask { await self.heartbeatLoop() }
                 background.addTask { await self.maintenanceLoop() }
-                background.addTask { await self.flushLoop() }
-                await self.claimAndRun()
-                // Unstructured on purpose: if the worker's task was cancelled, the final
-                // acknowledgements must still reach the database rather than be cancelled too.
-                await Task { await self.flushRemaining() }.value
+                await withDiscardingTaskGroup { core in
+                    core.addTask { await self.flushLoop() }
+                    await self.claimAndRun()
+                    self.draining.store(true, ordering: .releasing)
+                    self.flushSignal.notify()
+                }
                 background.cancelAll()
             }
         } onGracefulShutdown: {
@@ -179,43 +183,44 @@ public final class JobWorker: Service, Sendable {
 
     // MARK: Acknowledgements
 
+    /// Writes acknowledgements until the worker is draining and none are left. Bounded by one
+    /// lease after draining starts: past that the jobs would be rescued anyway.
     private func flushLoop() async {
-        while !Task.isCancelled {
-            await flushSignal.wait(timeout: .seconds(1))
+        var deadline: ContinuousClock.Instant?
+        while true {
+            let empty = state.withLock { $0.completions.isEmpty }
+            if draining.load(ordering: .acquiring) {
+                if empty { return }
+                if deadline == nil { deadline = ContinuousClock.now + configuration.lease }
+                if let deadline, ContinuousClock.now > deadline {
+                    logger.error("could not write acknowledgements before stopping; their jobs will be rescued")
+                    return
+                }
+            }
+            if empty { await flushSignal.wait(timeout: .seconds(1)) }
             await flushOnce()
         }
     }
 
     /// Writes the buffered completions in one statement. On a database error they stay buffered
-    /// (their leases keep being extended), so an acknowledgement is never dropped.
-    @discardableResult
-    private func flushOnce() async -> Bool {
+    /// (their leases keep being extended), so an acknowledgement is never dropped. The statement
+    /// runs in an unstructured task so that cancelling the worker never cancels it half-way.
+    private func flushOnce() async {
         let batch = state.withLock { state in defer { state.completions = [] }; return state.completions }
-        guard !batch.isEmpty else { return true }
+        guard !batch.isEmpty else { return }
+        let queue = self.queue
+        let worker = id
         do {
-            let accepted = try await queue.finish(batch, worker: id)
+            let accepted = try await Task { try await queue.finish(batch, worker: worker) }.value
             state.withLock { state in for completion in batch { state.held[completion.id] = nil } }
             for lost in batch where !accepted.contains(lost.id) {
                 logger.warning("acknowledgement rejected: lease lost", metadata: ["job.id": "\(lost.id)", "job.attempt": "\(lost.attempt)"])
             }
             claimSignal.notify()  // finished serial-key jobs may have unblocked the next in line
-            return true
         } catch {
             logger.warning("acknowledgement failed; will retry", metadata: ["db.error": "\(error)"])
             state.withLock { $0.completions.insert(contentsOf: batch, at: 0) }
             try? await Task.sleep(for: .milliseconds(200))
-            return false
-        }
-    }
-
-    /// At shutdown: flush until everything is acknowledged (bounded by the lease: past that,
-    /// the jobs will be rescued anyway).
-    private func flushRemaining() async {
-        let deadline = ContinuousClock.now + configuration.lease
-        while ContinuousClock.now < deadline {
-            let empty = state.withLock { $0.completions.isEmpty }
-            if empty { return }
-            await flushOnce()
         }
     }
 
@@ -249,7 +254,7 @@ public final class JobWorker: Service, Sendable {
 
     private func maintenanceLoop() async {
         var lastRescue = ContinuousClock.now - configuration.rescueInterval
-        var enqueuedSlots: [String: String] = [:]
+        var lastSlots: [String: Date] = [:]
         while !Task.isCancelled {
             if ContinuousClock.now - lastRescue >= configuration.rescueInterval {
                 lastRescue = ContinuousClock.now
@@ -264,11 +269,11 @@ public final class JobWorker: Service, Sendable {
                 }
             }
             for periodic in configuration.periodic {
-                let slot = periodic.slot(containing: Date())
-                guard enqueuedSlots[periodic.kind] != slot.key else { continue }
+                let due = PeriodicJob.slotsDue(periodic, since: lastSlots[periodic.kind], now: Date())
+                guard !due.isEmpty else { continue }
                 do {
-                    try await queue.enqueue(JobRequest(kind: periodic.kind, payload: periodic.payload, runAt: slot.start, uniqueKey: slot.key))
-                    enqueuedSlots[periodic.kind] = slot.key
+                    try await queue.enqueue(due.map { JobRequest(kind: periodic.kind, payload: periodic.payload, runAt: $0.start, uniqueKey: $0.key) })
+                    lastSlots[periodic.kind] = due.last!.start
                 } catch {
                     logger.warning("periodic enqueue failed", metadata: ["job.kind": "\(periodic.kind)", "db.error": "\(error)"])
                 }

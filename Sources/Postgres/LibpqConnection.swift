@@ -10,6 +10,14 @@ import Synchronization
 final class LibpqConnection: @unchecked Sendable {
     private let pointer: OpaquePointer
     private let cancelHandle: OpaquePointer?
+    /// Cancellation of the current call, shared between its thread and the canceller.
+    private let activity = Mutex(Activity())
+
+    private struct Activity {
+        var generation: UInt64 = 0
+        var running = false
+        var cancelRequested = false
+    }
 
     private init(pointer: OpaquePointer) {
         self.pointer = pointer
@@ -69,11 +77,48 @@ final class LibpqConnection: @unchecked Sendable {
         return PQstatus(pointer) == CONNECTION_OK
     }
 
-    /// Asks the server to cancel the statement in progress (thread-safe, any thread).
+    /// Starts a caller's call: forgets any cancellation meant for an earlier one.
+    func beginCall() {
+        activity.withLock { $0.cancelRequested = false }
+    }
+
+    /// Cancels the current call from any thread. A statement that has not started is never sent;
+    /// one that is running gets `PQcancel` now and again every 100 ms while it still runs, because
+    /// a cancel request that reaches the server before the statement does is ignored.
     func cancel() {
+        let (running, generation) = activity.withLock { state in
+            state.cancelRequested = true
+            return (state.running, state.generation)
+        }
+        guard running else { return }
+        sendCancelRequest()
+        for attempt in 1...50 {
+            DispatchQueue.global().asyncAfter(deadline: .now() + .milliseconds(100 * attempt)) { [weak self] in
+                guard let self, self.activity.withLock({ $0.running && $0.generation == generation }) else { return }
+                self.sendCancelRequest()
+            }
+        }
+    }
+
+    private func sendCancelRequest() {
         guard let cancelHandle else { return }
         var buffer = [CChar](repeating: 0, count: 256)
         _ = PQcancel(cancelHandle, &buffer, Int32(buffer.count))
+    }
+
+    /// Marks a statement as running unless its call was cancelled; ends with `finishStatement`.
+    private func startStatement() throws {
+        let cancelled = activity.withLock { state -> Bool in
+            guard !state.cancelRequested else { return true }
+            state.generation &+= 1
+            state.running = true
+            return false
+        }
+        if cancelled { throw CancellationError() }
+    }
+
+    private func finishStatement() {
+        activity.withLock { $0.running = false }
     }
 
     /// Runs one parameterized statement (blocking) and returns its rows.
@@ -97,6 +142,8 @@ final class LibpqConnection: @unchecked Sendable {
                 formats[index] = 1
             }
         }
+        try startStatement()
+        defer { finishStatement() }
         let result = values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valuePointers in
             PQexecParams(pointer, query.sql, Int32(count), nil, valuePointers.baseAddress, lengths, formats, 0)
         }
@@ -106,6 +153,8 @@ final class LibpqConnection: @unchecked Sendable {
     /// Runs SQL without parameters through the simple protocol (several statements allowed).
     /// Only for trusted, static SQL: migration files and session setup.
     func executeScript(_ sql: String) throws {
+        try startStatement()
+        defer { finishStatement() }
         _ = try check(PQexec(pointer, sql))
     }
 

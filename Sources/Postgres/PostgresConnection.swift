@@ -12,6 +12,7 @@ public struct PostgresConnection: Sendable {
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> PostgresRows {
         let connection = self.connection
+        connection.beginCall()
         do {
             let storage = try await withTaskCancellationHandler {
                 try await threads.run { try connection.execute(query) }
@@ -27,6 +28,7 @@ public struct PostgresConnection: Sendable {
     /// Runs static SQL with no parameters, possibly several statements (migration files).
     public func executeScript(_ sql: String) async throws {
         let connection = self.connection
+        connection.beginCall()
         try await withTaskCancellationHandler {
             try await threads.run { try connection.executeScript(sql) }
         } onCancel: {

@@ -102,7 +102,7 @@ import Testing
             await #expect {
                 _ = try await client.execute(CurlRequest(.get, url: base + "/slow?ms=5000", timeout: .milliseconds(300)))
             } throws: { ($0 as? CurlError)?.code == .timedOut }
-            #expect(ContinuousClock.now - started < .seconds(3))
+            #expect(ContinuousClock.now - started < .milliseconds(4500), "well before the server would have answered (5 s)")
         }
     }
 
@@ -137,7 +137,7 @@ import Testing
             }
             #expect(statuses.count == 50 && statuses.allSatisfy { $0 == 200 })
             // One after another this is 15 s; concurrently about 0.3 s.
-            #expect(ContinuousClock.now - started < .seconds(5))
+            #expect(ContinuousClock.now - started < .seconds(10), "one after another this takes 15 s")
         }
     }
 
@@ -159,7 +159,7 @@ import Testing
             let started = ContinuousClock.now
             task.cancel()
             await #expect(throws: CancellationError.self) { _ = try await task.value }
-            #expect(ContinuousClock.now - started < .seconds(2))
+            #expect(ContinuousClock.now - started < .seconds(5), "the 10 s answer was not awaited")
             #expect(!FileManager.default.fileExists(atPath: path))
         }
     }

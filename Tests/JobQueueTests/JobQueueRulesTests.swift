@@ -36,4 +36,16 @@ import Testing
         #expect(a.key == "periodic:fal.reconcile:1800000000" && a.key == b.key && c.key != a.key)
         #expect(a.start == Date(timeIntervalSince1970: 1_800_000_000))
     }
+
+    @Test func missedPeriodsAreCaughtUp() {
+        let job = PeriodicJob(kind: "tick", every: .seconds(60))
+        let base = Date(timeIntervalSince1970: 1_800_000_000)
+        #expect(PeriodicJob.slotsDue(job, since: nil, now: base.addingTimeInterval(5)).map(\.start) == [base])
+        #expect(PeriodicJob.slotsDue(job, since: base, now: base.addingTimeInterval(59)).isEmpty)
+        #expect(PeriodicJob.slotsDue(job, since: base, now: base.addingTimeInterval(61)).map(\.start) == [base.addingTimeInterval(60)])
+        #expect(PeriodicJob.slotsDue(job, since: base, now: base.addingTimeInterval(190)).map(\.start)
+            == [60, 120, 180].map { base.addingTimeInterval($0) })
+        let longPause = PeriodicJob.slotsDue(job, since: base, now: base.addingTimeInterval(60 * 100 + 1))
+        #expect(longPause.count == 11 && longPause.last?.start == base.addingTimeInterval(6000), "at most 10 missed slots, then the current one")
+    }
 }

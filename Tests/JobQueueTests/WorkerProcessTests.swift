@@ -33,23 +33,24 @@ import Testing
     /// the leases run out, and none is lost.
     @Test func sigkilledWorkersJobsAreCompletedByTheSurvivor() async throws {
         try await withProbeSetup { database, client, queue, log in
-            try await queue.enqueue((0..<60).map { _ in try! JobRequest(kind: "probe.record", json: Sleep(ms: 400), maxAttempts: 5) })
+            // 2.5 s jobs: a wide window to kill the worker while it holds leases, even on a loaded machine.
+            try await queue.enqueue((0..<40).map { _ in try! JobRequest(kind: "probe.record", json: Sleep(ms: 2500), maxAttempts: 5) })
 
             let victim = try startProbe(database, lease: 1500, concurrency: 20, log: log)
-            let leased = try await eventually { try await count(client, "SELECT count(*) FROM jobs WHERE state = 'running'") == 20 }
-            #expect(leased)
+            let leased = try await eventually { try await count(client, "SELECT count(*) FROM jobs WHERE state = 'running'") >= 5 }
+            #expect(leased, "probe log: \(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))")
             kill(victim, SIGKILL)
             #expect(TestServices.waitForExit(victim) == 128 + SIGKILL)
             let orphaned = try await count(client, "SELECT count(*) FROM jobs WHERE state = 'running'")
             #expect(orphaned > 0, "the killed worker left leased jobs behind")
 
             let survivor = try startProbe(database, lease: 1500, concurrency: 20, log: log)
-            let done = try await eventually(timeout: .seconds(60)) { try await count(client, "SELECT count(*) FROM jobs WHERE state = 'completed'") == 60 }
+            let done = try await eventually(timeout: .seconds(60)) { try await count(client, "SELECT count(*) FROM jobs WHERE state = 'completed'") == 40 }
             kill(survivor, SIGTERM)
             #expect(TestServices.waitForExit(survivor) == 0)
             #expect(done, "every job completed")
             #expect(try await count(client, "SELECT count(*) FROM jobs WHERE state <> 'completed'") == 0, "none lost or stuck")
-            #expect(try await count(client, "SELECT count(*) FROM probe_effects") == 60, "every job had its effect")
+            #expect(try await count(client, "SELECT count(*) FROM probe_effects") == 40, "every job had its effect")
             // The orphans were rescued: their first attempt counted, and the error history says why.
             #expect(try await count(client, "SELECT count(*) FROM jobs WHERE attempt = 2 AND errors::text LIKE '%lease expired%'") == orphaned)
         }

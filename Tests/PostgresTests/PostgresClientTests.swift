@@ -1,6 +1,7 @@
 import Foundation
 import Postgres
 import TestSupport
+import Synchronization
 import Testing
 
 /// Integration tests against the real local cluster (deploy/local/postgres.sh), each in a fresh database.
@@ -157,6 +158,14 @@ import Testing
             #expect(ContinuousClock.now - started < .seconds(10))
             // The single connection is usable again (or was replaced).
             #expect(try await client.query("SELECT 2").first?.decode(Int.self, at: 0) == 2)
+            // A task cancelled before its statement starts never sends it.
+            let early = Task {
+                withUnsafeCurrentTask { $0?.cancel() }
+                return try await client.query("SELECT pg_sleep(30)")
+            }
+            let earlyStart = ContinuousClock.now
+            await #expect(throws: CancellationError.self) { _ = try await early.value }
+            #expect(ContinuousClock.now - earlyStart < .seconds(10))
         }
     }
 
@@ -187,20 +196,26 @@ import Testing
         try await TestDatabase.withFresh { database in
             let client = try database.client(maxConnections: 8)
             defer { client.shutdown() }
-            let started = ContinuousClock.now
+            // Eight blocking calls, four times the cooperative pool's two threads. Were libpq
+            // called on that pool, nothing else could run until they returned; on the pool's own
+            // threads, the async ticker below finishes while they are still sleeping.
+            let events = EventLog()
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for _ in 0..<8 { group.addTask { try await client.query("SELECT pg_sleep(0.5)") } }
-                // While eight blocking calls run, async work on the cooperative pool still proceeds.
+                for _ in 0..<8 {
+                    group.addTask {
+                        try await client.query("SELECT pg_sleep(3)")
+                        events.append("query")
+                    }
+                }
                 group.addTask {
-                    let tick = ContinuousClock.now
-                    try await Task.sleep(for: .milliseconds(50))
-                    #expect(ContinuousClock.now - tick < .milliseconds(400))
+                    try await Task.sleep(for: .milliseconds(100))
+                    for _ in 0..<10 { await Task.yield() }
+                    events.append("ticker")
                 }
                 try await group.waitForAll()
             }
-            // Serially this is 4 s; eight connections on eight threads take about 0.5 s.
-            #expect(ContinuousClock.now - started < .seconds(2.5))
-            #expect(client.statistics.open == 8)
+            #expect(events.items.first == "ticker", "async work ran while eight libpq calls blocked")
+            #expect(client.statistics.open == 8, "the eight calls ran on eight connections at once")
         }
     }
 
@@ -223,4 +238,11 @@ import Testing
         #expect(throws: PostgresError.self) { try PostgresClient.Configuration(connectionString: "postgres://[bad") }
         #expect(try PostgresClient.Configuration(connectionString: "postgres://u:hunter2@db.example:6543/app").redactedDescription == "u@db.example:6543/app")
     }
+}
+
+/// An append-only list shared between tasks.
+final class EventLog: Sendable {
+    private let storage = Mutex<[String]>([])
+    func append(_ item: String) { storage.withLock { $0.append(item) } }
+    var items: [String] { storage.withLock { $0 } }
 }
