@@ -43,6 +43,7 @@ let package = Package(
         .target(name: "Curl", dependencies: ["CCurl"], swiftSettings: swiftSettings),
         .target(name: "Zip", dependencies: ["CLibzip"], swiftSettings: swiftSettings),
         .target(name: "Imaging", swiftSettings: swiftSettings),
+        .target(name: "ObjectStorage", dependencies: ["Curl", "Signing"], swiftSettings: swiftSettings),
         .target(
             name: "JobQueue",
             dependencies: [
@@ -113,6 +114,7 @@ let package = Package(
         .testTarget(
             name: "JobQueueTests",
             dependencies: ["JobQueue", "Postgres", "TestSupport", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
+        .testTarget(name: "ObjectStorageTests", dependencies: ["ObjectStorage", "Signing", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ZipTests", dependencies: ["Zip", "Signing", "Imaging", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -56,3 +56,15 @@ public struct SHA256: ~Copyable {
         Hex.encode(hash(bytes))
     }
 }
+
+/// MD5, only because S3's DeleteObjects requires a `Content-MD5` header; never for security.
+public enum MD5 {
+    /// The 16-byte digest of `bytes`.
+    public static func hash(_ bytes: some Sequence<UInt8>) -> [UInt8] {
+        let input = Array(bytes)
+        var digest = [UInt8](repeating: 0, count: 16)
+        var length: UInt32 = 0
+        precondition(EVP_Digest(input, input.count, &digest, &length, EVP_md5(), nil) == 1, "EVP_Digest(MD5) failed")
+        return digest
+    }
+}

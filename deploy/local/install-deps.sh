@@ -14,8 +14,17 @@ if [ ${#missing[@]} -gt 0 ]; then
     $sudo_ apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-if ! command -v moto_server >/dev/null || ! python3 -c 'import flask, flask_cors, moto.server, PIL' 2>/dev/null; then
-    log "installing moto[server] and pillow from PyPI"
-    python3 -m pip install -q "moto[server]" pillow
+# moto 5.2.1 (on some images) rebuilds the canonical request with its own quoting and rejects
+# correctly signed requests whose key holds `&` or whose list prefix holds `/`; 5.2.5 does not.
+moto_ok() {
+    python3 - <<'PY' 2>/dev/null
+import flask, flask_cors, moto.server, PIL, moto
+version = tuple(int(p) for p in moto.__version__.split(".")[:3])
+raise SystemExit(0 if version >= (5, 2, 5) else 1)
+PY
+}
+if ! command -v moto_server >/dev/null || ! moto_ok; then
+    log "installing moto[server]>=5.2.5 and pillow from PyPI"
+    python3 -m pip install -q --upgrade "moto[server]>=5.2.5" pillow
     hash -r
 fi
