@@ -64,6 +64,26 @@ public enum ChildProcess {
     }
 }
 
+extension ChildProcess {
+    /// `run` for async callers: waits on a thread of its own, never on the cooperative pool.
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> String {
+        try await onOwnThread { try run(executable, arguments, environment: environment) }
+    }
+
+    /// `waitForExit` for async callers, on a thread of its own.
+    public static func exitStatus(of pid: pid_t) async -> Int32 {
+        (try? await onOwnThread { waitForExit(pid) }) ?? -1
+    }
+
+    private static func onOwnThread<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            let thread = Thread { continuation.resume(with: Result { try work() }) }
+            thread.name = "child-process-wait"
+            thread.start()
+        }
+    }
+}
+
 /// A child program that could not start or failed.
 public struct ChildProcessError: Error, CustomStringConvertible {
     public let description: String

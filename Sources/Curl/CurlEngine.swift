@@ -23,8 +23,9 @@ final class CurlEngine: @unchecked Sendable {
         precondition(curl_global_init(Int(CURL_GLOBAL_ALL)) == CURLE_OK, "curl_global_init failed")
         guard let multi = curl_multi_init() else { fatalError("curl_multi_init failed") }
         self.multi = multi
-        // Keep enough idle connections for many hosts at once (Telegram, FAL, S3).
-        _ = ccurl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, 64)
+        // Keep enough idle connections for many hosts and bursts at once (Telegram, FAL, S3);
+        // past this, curl closes the oldest idle one.
+        _ = ccurl_multi_setopt_long(multi, CURLMOPT_MAXCONNECTS, 256)
         let thread = Thread { [self] in self.run() }
         thread.name = "curl-engine"
         thread.start()

@@ -30,14 +30,15 @@ public enum TestServices {
 
     /// Runs a deploy/local script and returns its standard output.
     @discardableResult
-    public static func runScript(_ name: String, _ arguments: [String]) throws -> String {
-        try run(repoRoot + "/deploy/local/" + name, arguments)
+    public static func runScript(_ name: String, _ arguments: [String]) async throws -> String {
+        try await run(repoRoot + "/deploy/local/" + name, arguments)
     }
 
-    /// Runs an executable to completion and returns its output (stdout and stderr, trimmed).
+    /// Runs an executable to completion and returns its standard output, trimmed. The wait
+    /// happens on a thread of its own: a test must not block the cooperative pool either.
     @discardableResult
-    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> String {
-        try ChildProcess.run(executable, arguments, environment: environment).trimmingCharacters(in: .whitespacesAndNewlines)
+    public static func run(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) async throws -> String {
+        try await ChildProcess.run(executable, arguments, environment: environment).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     /// Starts an executable in the background (output appended to `logPath`) and returns its pid.
@@ -45,8 +46,8 @@ public enum TestServices {
         try ChildProcess.spawn(executable, arguments, environment: environment, logPath: logPath)
     }
 
-    /// Waits for a spawned process; returns its exit code, or 128 + the signal that ended it.
-    public static func waitForExit(_ pid: pid_t) -> Int32 { ChildProcess.waitForExit(pid) }
+    /// Waits for a spawned process (on its own thread); returns its exit code, or 128 + the signal.
+    public static func waitForExit(_ pid: pid_t) async -> Int32 { await ChildProcess.exitStatus(of: pid) }
 
     /// The folder holding the built products (`.build/debug`), next to the test bundle.
     public static var productsDirectory: String {

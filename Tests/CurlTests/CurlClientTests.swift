@@ -121,10 +121,11 @@ import Testing
 
     @Test func connectionsAreReused() async throws {
         try await LoopbackServer.withServer { base in
-            _ = try await client.get(base + "/hello")
-            let second = try await client.get(base + "/hello")
-            let third = try await client.get(base + "/hello")
-            #expect(second.reusedConnection && third.reusedConnection)
+            // Other suites share the engine's connection cache, so one eviction is possible;
+            // without reuse, every one of these would open a connection.
+            var reused = 0
+            for _ in 0..<6 where try await client.get(base + "/hello").reusedConnection { reused += 1 }
+            #expect(reused >= 4, "\(reused) of 6 sequential requests reused a connection")
         }
     }
 

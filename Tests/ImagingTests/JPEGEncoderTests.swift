@@ -6,7 +6,7 @@ import Testing
 @Suite struct JPEGEncoderTests {
     /// Pillow (an independent decoder) must decode our files to the size and shading we asked for.
     @Test(arguments: [(1, 1), (8, 8), (13, 7), (300, 300), (512, 768), (1024, 1024)])
-    func pillowDecodesSizeAndShading(width: Int, height: Int) throws {
+    func pillowDecodesSizeAndShading(width: Int, height: Int) async throws {
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("jpeg-\(UUID().uuidString).jpg").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         let jpeg = JPEGEncoder.encode(width: width, height: height, padding: 1000) { x, _ in x < width / 2 ? 40 : 220 }
@@ -18,7 +18,7 @@ import Testing
             w, h = im.size
             print(im.format, im.mode, w, h, im.getpixel((0, 0)), im.getpixel((w - 1, h - 1)))
             """
-        let output = try TestServices.run("/usr/bin/env", ["python3", "-c", script, path])
+        let output = try await TestServices.run("/usr/bin/env", ["python3", "-c", script, path])
         let fields = output.split(separator: " ").map(String.init)
         #expect(fields.prefix(4) == ["JPEG", "L", "\(width)", "\(height)"])
         if width >= 16 {  // whole blocks on each side: the two halves keep their levels

@@ -149,7 +149,7 @@ func count(_ client: PostgresClient, _ query: PostgresQuery) async throws -> Int
             try await Task.sleep(for: .milliseconds(3500))
             for worker in workers { try await worker.stop() }
             let keys = try await client.query("SELECT unique_key FROM jobs WHERE kind = 'tick' ORDER BY unique_key").map { try $0.decode(String.self, at: 0) }
-            #expect(keys.count >= 3 && keys.count <= 5, "one per elapsed second: \(keys)")
+            #expect(keys.count >= 2 && keys.count <= 5, "one per elapsed second (fewer only if the workers were starved): \(keys)")
             #expect(Set(keys).count == keys.count)
             let seconds = keys.compactMap { Int($0.split(separator: ":").last!) }
             #expect(zip(seconds, seconds.dropFirst()).allSatisfy { $1 - $0 == 1 }, "consecutive periods, none skipped: \(seconds)")

@@ -40,14 +40,14 @@ import Testing
             let leased = try await eventually { try await count(client, "SELECT count(*) FROM jobs WHERE state = 'running'") >= 5 }
             #expect(leased, "probe log: \(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))")
             kill(victim, SIGKILL)
-            #expect(TestServices.waitForExit(victim) == 128 + SIGKILL)
+            #expect(await TestServices.waitForExit(victim) == 128 + SIGKILL)
             let orphaned = try await count(client, "SELECT count(*) FROM jobs WHERE state = 'running'")
             #expect(orphaned > 0, "the killed worker left leased jobs behind")
 
             let survivor = try startProbe(database, lease: 1500, concurrency: 20, log: log)
             let done = try await eventually(timeout: .seconds(60)) { try await count(client, "SELECT count(*) FROM jobs WHERE state = 'completed'") == 40 }
             kill(survivor, SIGTERM)
-            #expect(TestServices.waitForExit(survivor) == 0)
+            #expect(await TestServices.waitForExit(survivor) == 0)
             #expect(done, "every job completed")
             #expect(try await count(client, "SELECT count(*) FROM jobs WHERE state <> 'completed'") == 0, "none lost or stuck")
             #expect(try await count(client, "SELECT count(*) FROM probe_effects") == 40, "every job had its effect")
@@ -68,7 +68,7 @@ import Testing
             #expect(allClaimed, "probe log: \(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self))")
             let stopping = ContinuousClock.now
             kill(worker, SIGTERM)
-            #expect(TestServices.waitForExit(worker) == 0)
+            #expect(await TestServices.waitForExit(worker) == 0)
             #expect(ContinuousClock.now - stopping < .seconds(10))
             #expect(try await count(client, "SELECT count(*) FROM jobs WHERE state = 'running'") == 0)
             #expect(try await count(client, "SELECT count(*) FROM jobs WHERE state = 'completed'") == 5)

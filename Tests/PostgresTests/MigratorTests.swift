@@ -125,7 +125,7 @@ import Testing
                 let outputs = try await withThrowingTaskGroup(of: String.self) { group in
                     for _ in 0..<2 {
                         group.addTask {
-                            try TestServices.run(aisha, ["migrate", "--database-url", database.url, "--migrations-dir", folder])
+                            try await TestServices.run(aisha, ["migrate", "--database-url", database.url, "--migrations-dir", folder])
                         }
                     }
                     return try await group.reduce(into: [String]()) { $0.append($1) }
@@ -135,7 +135,7 @@ import Testing
                 let client = try database.client()
                 defer { client.shutdown() }
                 #expect(try await history(client) == ["1_users", "2_avatars", "3_index"])
-                let status = try TestServices.run(aisha, ["migrate", "--status", "--database-url", database.url, "--migrations-dir", folder])
+                let status = try await TestServices.run(aisha, ["migrate", "--status", "--database-url", database.url, "--migrations-dir", folder])
                 #expect(status == "up to date (3 migrations)")
             }
         }

@@ -6,8 +6,17 @@ import Testing
 /// A cluster of its own (so other suites are not disturbed), restarted mid-test with pg_ctl.
 @Suite(.serialized) struct PostgresRestartTests {
     @Test func poolAndListenerSurviveARestart() async throws {
-        let url = try TestServices.runScript("postgres.sh", ["start", "restart-test"])
-        defer { _ = try? TestServices.runScript("postgres.sh", ["stop", "restart-test"]) }
+        let url = try await TestServices.runScript("postgres.sh", ["start", "restart-test"])
+        do {
+            try await exercise(url)
+        } catch {
+            _ = try? await TestServices.runScript("postgres.sh", ["stop", "restart-test"])
+            throw error
+        }
+        try await TestServices.runScript("postgres.sh", ["stop", "restart-test"])
+    }
+
+    private func exercise(_ url: String) async throws {
         let client = try PostgresClient(url: url, maxConnections: 4, logger: TestServices.logger)
         defer { client.shutdown() }
 
@@ -21,7 +30,7 @@ import Testing
         var iterator = events.makeAsyncIterator()
         #expect(await iterator.next() == .listening)
 
-        try TestServices.runScript("postgres.sh", ["restart", "restart-test"])
+        try await TestServices.runScript("postgres.sh", ["restart", "restart-test"])
 
         // Idle connections closed by the restart are noticed on lease and replaced: no call fails.
         var failures = 0

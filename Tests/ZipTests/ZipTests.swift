@@ -7,11 +7,11 @@ import Zip
 
 @Suite struct ZipTests {
     /// A fresh temporary folder, removed after the test.
-    func withTemporaryFolder<T>(_ body: (String) throws -> T) throws -> T {
+    func withTemporaryFolder<T>(_ body: (String) async throws -> T) async throws -> T {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("zip-test-" + UUID().uuidString).path
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        return try body(folder)
+        return try await body(folder)
     }
 
     /// Writes 20 real JPEGs (different sizes and shading, ~40 KB each with filler).
@@ -28,8 +28,8 @@ import Zip
         return photos
     }
 
-    @Test func twentyJPEGsAreStoredAndReadBack() throws {
-        try withTemporaryFolder { folder in
+    @Test func twentyJPEGsAreStoredAndReadBack() async throws {
+        try await withTemporaryFolder { folder in
             let photos = try makePhotos(in: folder)
             let archive = folder + "/training.zip"
             var writer = try ZipWriter(path: archive)
@@ -47,15 +47,15 @@ import Zip
         }
     }
 
-    @Test func pythonZipfileAndUnzipAcceptTheArchive() throws {
-        try withTemporaryFolder { folder in
+    @Test func pythonZipfileAndUnzipAcceptTheArchive() async throws {
+        try await withTemporaryFolder { folder in
             let photos = try makePhotos(in: folder)
             let archive = folder + "/training.zip"
             var writer = try ZipWriter(path: archive)
             for name in photos.keys.sorted() { try writer.addFile(at: folder + "/" + name, as: name) }
             try writer.finish()
 
-            let unzip = try TestServices.run("/usr/bin/unzip", ["-t", archive])
+            let unzip = try await TestServices.run("/usr/bin/unzip", ["-t", archive])
             #expect(unzip.contains("No errors detected"))
             let script = """
                 import sys, zipfile, hashlib
@@ -67,13 +67,13 @@ import Zip
                     assert data[:2] == b'\\xff\\xd8' and data[-2:] == b'\\xff\\xd9', i.filename
                 print(len(z.infolist()), hashlib.sha256(z.read('photo-7.jpg')).hexdigest())
                 """
-            let output = try TestServices.run("/usr/bin/env", ["python3", "-c", script, archive])
+            let output = try await TestServices.run("/usr/bin/env", ["python3", "-c", script, archive])
             #expect(output == "20 " + SHA256.hexDigest(photos["photo-7.jpg"]!))
         }
     }
 
-    @Test func textIsDeflatedAutomatically() throws {
-        try withTemporaryFolder { folder in
+    @Test func textIsDeflatedAutomatically() async throws {
+        try await withTemporaryFolder { folder in
             let text = String(repeating: "caption caption caption\n", count: 2000)
             try text.write(toFile: folder + "/notes.txt", atomically: true, encoding: .utf8)
             var writer = try ZipWriter(path: folder + "/a.zip")
@@ -86,8 +86,8 @@ import Zip
         }
     }
 
-    @Test func truncatedArchiveGivesTypedError() throws {
-        try withTemporaryFolder { folder in
+    @Test func truncatedArchiveGivesTypedError() async throws {
+        try await withTemporaryFolder { folder in
             _ = try makePhotos(in: folder)
             var writer = try ZipWriter(path: folder + "/a.zip")
             for index in 0..<3 { try writer.addFile(at: folder + "/photo-\(index).jpg", as: "photo-\(index).jpg") }
@@ -105,8 +105,8 @@ import Zip
         }
     }
 
-    @Test func corruptedEntryFailsItsCRC() throws {
-        try withTemporaryFolder { folder in
+    @Test func corruptedEntryFailsItsCRC() async throws {
+        try await withTemporaryFolder { folder in
             _ = try makePhotos(in: folder)
             var writer = try ZipWriter(path: folder + "/a.zip")
             try writer.addFile(at: folder + "/photo-0.jpg", as: "photo-0.jpg")
@@ -119,8 +119,8 @@ import Zip
         }
     }
 
-    @Test func unsafeOrDuplicateNamesAreRefused() throws {
-        try withTemporaryFolder { folder in
+    @Test func unsafeOrDuplicateNamesAreRefused() async throws {
+        try await withTemporaryFolder { folder in
             try Data("x".utf8).write(to: URL(fileURLWithPath: folder + "/x.txt"))
             var writer = try ZipWriter(path: folder + "/a.zip")
             for name in ["", "/etc/passwd", "../up.jpg", "a/../../b", "a\\b", "a//b"] {
@@ -133,8 +133,8 @@ import Zip
         }
     }
 
-    @Test func missingSourceFileFailsAndLeavesNoArchive() throws {
-        try withTemporaryFolder { folder in
+    @Test func missingSourceFileFailsAndLeavesNoArchive() async throws {
+        try await withTemporaryFolder { folder in
             var failure: ZipError?
             do {
                 var writer = try ZipWriter(path: folder + "/a.zip")
