@@ -44,6 +44,7 @@ let package = Package(
         .target(name: "Zip", dependencies: ["CLibzip"], swiftSettings: swiftSettings),
         .target(name: "Imaging", swiftSettings: swiftSettings),
         .target(name: "ObjectStorage", dependencies: ["Curl", "Signing"], swiftSettings: swiftSettings),
+        .target(name: "FAL", dependencies: ["Curl", "Signing"], swiftSettings: swiftSettings),
         .target(
             name: "JobQueue",
             dependencies: [
@@ -115,6 +116,11 @@ let package = Package(
             name: "JobQueueTests",
             dependencies: ["JobQueue", "Postgres", "TestSupport", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .testTarget(name: "ObjectStorageTests", dependencies: ["ObjectStorage", "Signing", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "FALTests",
+            dependencies: ["FAL", "Signing", .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "ZipTests", dependencies: ["Zip", "Signing", "Imaging", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )
