@@ -45,6 +45,7 @@ let package = Package(
         .target(name: "Imaging", swiftSettings: swiftSettings),
         .target(name: "ObjectStorage", dependencies: ["Curl", "Signing"], swiftSettings: swiftSettings),
         .target(name: "FAL", dependencies: ["Curl", "Signing"], swiftSettings: swiftSettings),
+        .target(name: "Telegram", swiftSettings: swiftSettings),
         .target(
             name: "JobQueue",
             dependencies: [
@@ -121,6 +122,7 @@ let package = Package(
             dependencies: ["FAL", "Signing", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "TelegramTests", dependencies: ["Telegram"], swiftSettings: swiftSettings),
         .testTarget(name: "ZipTests", dependencies: ["Zip", "Signing", "Imaging", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )
