@@ -45,7 +45,7 @@ let package = Package(
         .target(name: "Imaging", swiftSettings: swiftSettings),
         .target(name: "ObjectStorage", dependencies: ["Curl", "Signing"], swiftSettings: swiftSettings),
         .target(name: "FAL", dependencies: ["Curl", "Signing"], swiftSettings: swiftSettings),
-        .target(name: "Telegram", swiftSettings: swiftSettings),
+        .target(name: "Telegram", dependencies: ["Curl"], swiftSettings: swiftSettings),
         .target(
             name: "JobQueue",
             dependencies: [
@@ -122,7 +122,11 @@ let package = Package(
             dependencies: ["FAL", "Signing", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "TelegramTests", dependencies: ["Telegram"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "TelegramTests",
+            dependencies: ["Telegram", .product(name: "Hummingbird", package: "hummingbird")],
+            swiftSettings: swiftSettings
+        ),
         .testTarget(name: "ZipTests", dependencies: ["Zip", "Signing", "Imaging", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )
