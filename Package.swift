@@ -46,6 +46,7 @@ let package = Package(
         .target(name: "ObjectStorage", dependencies: ["Curl", "Signing"], swiftSettings: swiftSettings),
         .target(name: "FAL", dependencies: ["Curl", "Signing"], swiftSettings: swiftSettings),
         .target(name: "Telegram", dependencies: ["Curl"], swiftSettings: swiftSettings),
+        .target(name: "RateLimit", dependencies: ["Postgres"], swiftSettings: swiftSettings),
         .target(
             name: "JobQueue",
             dependencies: [
@@ -127,6 +128,7 @@ let package = Package(
             dependencies: ["Telegram", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
+        .testTarget(name: "RateLimitTests", dependencies: ["RateLimit", "Postgres", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ZipTests", dependencies: ["Zip", "Signing", "Imaging", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )

@@ -1,0 +1,74 @@
+import Foundation
+import Postgres
+import RateLimit
+import TestSupport
+import Testing
+
+@Suite struct GCRATests {
+    @Test func burstThenSustainedRate() {
+        let limit = RateLimit(count: 1, per: 1, burst: 3)
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        var tat: Date?
+        for _ in 0..<3 {
+            guard case .allow(let next) = limit.decide(tat: tat, now: t0) else { Issue.record("burst refused"); return }
+            tat = next
+        }
+        #expect(limit.decide(tat: tat, now: t0) == .deny(retryAt: t0.addingTimeInterval(1)))
+        #expect(limit.decide(tat: tat, now: t0.addingTimeInterval(1)) == .allow(newTAT: t0.addingTimeInterval(4)))
+        // After a quiet spell the full burst is back, never more.
+        #expect(limit.decide(tat: tat, now: t0.addingTimeInterval(100)) == .allow(newTAT: t0.addingTimeInterval(101)))
+    }
+
+    @Test func telegramPresets() {
+        #expect(RateLimit.telegramGroupChat.interval == 3)
+        #expect(abs(RateLimit.telegramGlobal.interval - 1.0 / 30) < 1e-12 && RateLimit.telegramGlobal.burst == 30)
+        #expect(RateLimiter.telegram(chatID: -100123).first?.limit == .telegramGroupChat)
+        #expect(RateLimiter.telegram(chatID: 42).first?.limit == .telegramPrivateChat)
+    }
+}
+
+/// Against real PostgreSQL: the limits hold across concurrent callers on separate connections.
+@Suite struct RateLimiterTests {
+    @Test func oneChatGetsItsBurstAcrossConcurrentWorkers() async throws {
+        try await TestDatabase.withMigrated { database in
+            let clients = try (0..<4).map { _ in try database.client(maxConnections: 5) }
+            defer { clients.forEach { $0.shutdown() } }
+            let started = Date()
+            let clock = ContinuousClock.now
+            let results = try await withThrowingTaskGroup(of: Date?.self) { group in
+                for index in 0..<40 {
+                    let limiter = RateLimiter(database: clients[index % 4])
+                    group.addTask { try await limiter.acquire(RateLimiter.telegram(chatID: 42)) }
+                }
+                return try await group.reduce(into: [Date?]()) { $0.append($1) }
+            }
+            let elapsed = ContinuousClock.now - clock
+            // A private chat's burst is 3, then one a second for as long as the calls took.
+            let allowed = results.filter { $0 == nil }.count
+            #expect(allowed >= 3 && allowed <= 3 + Int(elapsed.components.seconds), "\(allowed) allowed in \(elapsed)")
+            #expect(results.compactMap { $0 }.allSatisfy { $0 > started.addingTimeInterval(0.5) }, "refusals say to come back about a second later")
+        }
+    }
+
+    @Test func theGlobalLimitCapsManyChatsAndRefusalsConsumeNothing() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client(maxConnections: 10)
+            defer { client.shutdown() }
+            let limiter = RateLimiter(database: client)
+            let started = ContinuousClock.now
+            let results = try await withThrowingTaskGroup(of: (Int64, Date?).self) { group in
+                for chat in Int64(1)...100 { group.addTask { (chat, try await limiter.acquire(RateLimiter.telegram(chatID: chat))) } }
+                return try await group.reduce(into: [(Int64, Date?)]()) { $0.append($1) }
+            }
+            let elapsed = ContinuousClock.now - started
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let allowed = results.filter { $0.1 == nil }.map(\.0)
+            // GCRA: the burst of 30 at once, plus 30 a second for as long as the calls took.
+            #expect(allowed.count >= 30 && allowed.count <= 30 + Int(30 * seconds) + 1, "\(allowed.count) allowed in \(elapsed)")
+            // A chat refused by the global limit kept its own burst: nothing was consumed.
+            let refused = try #require(results.first { $0.1 != nil })
+            let chatRow = try await client.query("SELECT tat <= clock_timestamp() FROM rate_limits WHERE key = \("tg:chat:\(refused.0)")")
+            #expect(try chatRow[0].decode(Bool.self, at: 0))
+        }
+    }
+}
