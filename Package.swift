@@ -102,7 +102,11 @@ let package = Package(
         // Shared by the test targets only: the local services' coordinates, fresh databases.
         .target(
             name: "TestSupport",
-            dependencies: ["Postgres", "BlockingIO", .product(name: "Logging", package: "swift-log")],
+            dependencies: [
+                "Postgres", "BlockingIO",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
 
@@ -111,7 +115,7 @@ let package = Package(
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "CurlTests",
-            dependencies: ["Curl", "Signing", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["Curl", "Signing", "TestSupport", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -120,12 +124,12 @@ let package = Package(
         .testTarget(name: "ObjectStorageTests", dependencies: ["ObjectStorage", "Signing", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "FALTests",
-            dependencies: ["FAL", "Signing", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["FAL", "Signing", "TestSupport", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TelegramTests",
-            dependencies: ["Telegram", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["Telegram", "TestSupport", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RateLimitTests", dependencies: ["RateLimit", "Postgres", "TestSupport"], swiftSettings: swiftSettings),

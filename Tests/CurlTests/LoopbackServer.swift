@@ -1,28 +1,12 @@
 import Foundation
 import Hummingbird
-import Logging
 import Signing
+import TestSupport
 
 /// A Hummingbird server on a free loopback port, started for one test and stopped after it.
 enum LoopbackServer {
     static func withServer<T: Sendable>(_ body: @Sendable (_ base: String) async throws -> T) async throws -> T {
-        let (ports, portContinuation) = AsyncStream<Int>.makeStream()
-        var logger = Logger(label: "curl-tests.server")
-        logger.logLevel = .error
-        let app = Application(
-            router: makeRouter(),
-            configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-            onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) },
-            logger: logger
-        )
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await app.runService(gracefulShutdownSignals: []); return nil }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else { throw CancellationError() }
-            let result = try await body("http://127.0.0.1:\(port)")
-            group.cancelAll()
-            return result
-        }
+        try await LoopbackHTTPServer.run(makeRouter(), body)
     }
 
     /// The routes the tests call: echo, JSON, bytes of a chosen size, a slow answer, any status.

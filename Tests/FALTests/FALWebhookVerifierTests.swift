@@ -1,9 +1,9 @@
 import FAL
 import Foundation
 import Hummingbird
-import Logging
 import Signing
 import Synchronization
+import TestSupport
 import Testing
 
 /// A loopback JWKS endpoint whose keys the test can rotate, counting fetches.
@@ -18,19 +18,7 @@ final class JWKSServer: Sendable {
             guard let json = self.document.withLock({ $0 }) else { return Response(status: .serviceUnavailable) }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: json)))
         }
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        var logger = Logger(label: "jwks")
-        logger.logLevel = .error
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await app.runService(gracefulShutdownSignals: []); return nil }
-            var iterator = ports.makeAsyncIterator()
-            let port = await iterator.next()!
-            let result = try await body("http://127.0.0.1:\(port)/.well-known/jwks.json")
-            group.cancelAll()
-            return result
-        }
+        return try await LoopbackHTTPServer.run(router) { base in try await body(base + "/.well-known/jwks.json") }
     }
 }
 

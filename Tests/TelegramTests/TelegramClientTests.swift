@@ -1,8 +1,8 @@
 import Foundation
 import Hummingbird
-import Logging
 import Synchronization
 import Telegram
+import TestSupport
 import Testing
 
 /// A loopback stand-in for the Bot API with Telegram's response shapes (external-apis §5),
@@ -64,19 +64,7 @@ final class FakeBotAPI: Sendable {
             guard context.parameters.get("token") == Self.token else { return Response(status: .notFound) }
             return Response(status: .ok, body: .init(byteBuffer: ByteBuffer(string: "JPEG!")))
         }
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        var logger = Logger(label: "fake-bot-api")
-        logger.logLevel = .error
-        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: 0)),
-                              onServerRunning: { continuation.yield($0.localAddress?.port ?? 0) }, logger: logger)
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await app.runService(gracefulShutdownSignals: []); return nil }
-            var iterator = ports.makeAsyncIterator()
-            let port = await iterator.next()!
-            let result = try await body("http://127.0.0.1:\(port)")
-            group.cancelAll()
-            return result
-        }
+        return try await LoopbackHTTPServer.run(router, body)
     }
 
     static func reply(_ status: Int, _ json: String) -> Response {
