@@ -90,6 +90,14 @@ public struct MultipartForm: Sendable {
         public var filename: String?
         /// The part's content type, if any.
         public var contentType: String?
+
+        /// A part.
+        public init(name: String, content: Content, filename: String? = nil, contentType: String? = nil) {
+            self.name = name
+            self.content = content
+            self.filename = filename
+            self.contentType = contentType
+        }
     }
 
     /// The parts, in order.

@@ -116,6 +116,56 @@ public struct TelegramClient: Sendable {
         return try decode(try await http.execute(request))
     }
 
+    /// One photo of an album: the `media` is a file_id, a URL or an uploaded file.
+    public struct AlbumPhoto: Sendable {
+        public var photo: Photo
+        public var caption: String?
+        public init(_ photo: Photo, caption: String? = nil) { self.photo = photo; self.caption = caption }
+    }
+
+    /// Sends 2–10 photos as one album. Telegram: an album takes no keyboard, so send buttons
+    /// in a message of their own.
+    @discardableResult
+    public func sendMediaGroup(chatID: Int64, photos: [AlbumPhoto]) async throws -> [Message] {
+        guard (2...10).contains(photos.count) else { throw TelegramError(kind: .invalidRequest, errorCode: 0, description: "an album holds 2–10 items, got \(photos.count)") }
+        var form = MultipartForm()
+        form.append(name: "chat_id", value: String(chatID))
+        var media: [[String: String]] = []
+        for (index, item) in photos.enumerated() {
+            var entry = ["type": "photo"]
+            switch item.photo {
+            case .fileID(let id): entry["media"] = id
+            case .url(let url): entry["media"] = url
+            case .upload(let path, let filename):
+                entry["media"] = "attach://p\(index)"  // the part named p<index> below
+                form.append(name: "p\(index)", filePath: path, filename: filename, contentType: "image/jpeg")
+            }
+            if let caption = item.caption { entry["caption"] = caption }
+            media.append(entry)
+        }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.withoutEscapingSlashes, .sortedKeys]
+        form.parts.insert(.init(name: "media", content: .text(String(decoding: try encoder.encode(media), as: UTF8.self))), at: 1)
+        return try decode(try await http.execute(CurlRequest(.post, url: "\(apiBaseURL)/bot\(token)/sendMediaGroup", body: .multipart(form), timeout: .seconds(120))))
+    }
+
+    /// Sends a file as a document (uncompressed, ≤ 50 MB by upload).
+    @discardableResult
+    public func sendDocument(chatID: Int64, path: String, filename: String, contentType: String, caption: String? = nil) async throws -> Message {
+        var form = MultipartForm()
+        form.append(name: "chat_id", value: String(chatID))
+        if let caption { form.append(name: "caption", value: caption) }
+        form.append(name: "document", filePath: path, filename: filename, contentType: contentType)
+        return try decode(try await http.execute(CurlRequest(.post, url: "\(apiBaseURL)/bot\(token)/sendDocument", body: .multipart(form), timeout: .seconds(120))))
+    }
+
+    private struct EditCaption: Encodable { var chat_id: Int64, message_id: Int64, caption: String?, reply_markup: InlineKeyboardMarkup? }
+
+    /// Edits a media message's caption (and keyboard); "not modified" counts as success.
+    public func editMessageCaption(chatID: Int64, messageID: Int64, caption: String?, replyMarkup: InlineKeyboardMarkup? = nil) async throws {
+        try await ignoringNoOp { let _: Message = try await call("editMessageCaption", EditCaption(chat_id: chatID, message_id: messageID, caption: caption, reply_markup: replyMarkup)) }
+    }
+
     // MARK: Files
 
     /// `getFile`'s result.

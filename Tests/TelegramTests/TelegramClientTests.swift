@@ -50,6 +50,11 @@ final class FakeBotAPI: Sendable {
                 if (json["chat_id"] as? NSNumber)?.int64Value == 13 { return Self.reply(403, #"{"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"}"#) }
                 if (json["chat_id"] as? NSNumber)?.int64Value == 14 { return Self.reply(429, #"{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 7","parameters":{"retry_after":7}}"#) }
                 return Self.reply(200, #"{"ok":true,"result":true}"#)
+            case "sendMediaGroup":
+                let id = self.nextID.add(2, ordering: .relaxed).newValue
+                return Self.reply(200, #"{"ok":true,"result":[{"message_id":\#(id - 1),"date":1764060000,"chat":{"id":42,"type":"private"}},{"message_id":\#(id),"date":1764060000,"chat":{"id":42,"type":"private"}}]}"#)
+            case "sendDocument", "editMessageCaption":
+                return Self.reply(200, #"{"ok":true,"result":{"message_id":7,"date":1764060000,"chat":{"id":42,"type":"private"}}}"#)
             case "getFile":
                 return Self.reply(200, #"{"ok":true,"result":{"file_id":"\#(json["file_id"] as? String ?? "")","file_unique_id":"u1","file_size":5,"file_path":"photos/file_1.jpg"}}"#)
             case "setWebhook", "deleteWebhook", "setMyCommands":
@@ -123,6 +128,15 @@ final class FakeBotAPI: Sendable {
             #expect(upload.method == "sendPhoto" && upload.contentType.hasPrefix("multipart/form-data"))
             #expect(upload.body.contains(#"name="photo"; filename="portrait.jpg""#) && upload.body.contains("Your portrait #1") && upload.body.contains("gen:more:42"))
             try await client.sendPhoto(chatID: 42, photo: .fileID("AgACAgIAAxkB"))
+            let album = try await client.sendMediaGroup(chatID: 42, photos: [.init(.upload(path: path, filename: "1.jpg"), caption: "two portraits"), .init(.fileID("AgACAgIAAxkB"))])
+            #expect(album.count == 2)
+            let albumCall = try #require(api.calls.withLock { $0.last })
+            #expect(albumCall.body.contains(#""media":"attach://p0""#))
+            #expect(albumCall.body.contains(#"name="p0"; filename="1.jpg""#))
+            await #expect(throws: TelegramError.self, "an album needs 2–10 photos") { try await client.sendMediaGroup(chatID: 42, photos: [.init(.fileID("x"))]) }
+            try await client.sendDocument(chatID: 42, path: path, filename: "original.jpg", contentType: "image/jpeg", caption: "the original")
+            #expect(api.calls.withLock { $0.last?.body.contains(#"name="document"; filename="original.jpg""#) } == true)
+            try await client.editMessageCaption(chatID: 42, messageID: 7, caption: "new caption")
 
             let file = try await client.getFile(fileID: "AgACAgIAAxkB")
             let target = path + ".download"
