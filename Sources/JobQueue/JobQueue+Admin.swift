@@ -103,12 +103,16 @@ extension JobQueue {
         public var errors: String
     }
 
+    /// The columns `record(_:)` reads, in its order.
+    private static let recordColumns: PostgresQuery = """
+        SELECT id, kind, state, attempt, max_attempts, priority, run_at, created_at, finished_at, unique_key, serial_key,
+               locked_by, payload::text, errors::text FROM jobs
+        """
+
     /// The newest jobs, optionally of one state and kind.
     public func list(state: JobState? = nil, kind: String? = nil, limit: Int = 50) async throws -> [Record] {
         try await database.query("""
-            SELECT id, kind, state, attempt, max_attempts, priority, run_at, created_at, finished_at, unique_key, serial_key,
-                   locked_by, payload::text, errors::text
-            FROM jobs WHERE (\(state?.rawValue)::text IS NULL OR state = \(state?.rawValue))
+            \(Self.recordColumns) WHERE (\(state?.rawValue)::text IS NULL OR state = \(state?.rawValue))
                         AND (\(kind)::text IS NULL OR kind = \(kind))
             ORDER BY id DESC LIMIT \(limit)
             """).map(Self.record)
@@ -117,9 +121,7 @@ extension JobQueue {
     /// One job by id.
     public func job(id: Int64) async throws -> Record? {
         try await database.query("""
-            SELECT id, kind, state, attempt, max_attempts, priority, run_at, created_at, finished_at, unique_key, serial_key,
-                   locked_by, payload::text, errors::text
-            FROM jobs WHERE id = \(id)
+            \(Self.recordColumns) WHERE id = \(id)
             """).map(Self.record).first
     }
 

@@ -76,14 +76,14 @@ public struct ObjectStorage: Sendable {
     @discardableResult
     public func put(bucket: String, key: String, data: Data, contentType: String) async throws -> String {
         let response = try await send("PUT", bucket: bucket, key: key, headers: [("content-type", contentType)], body: .bytes(data))
-        return (response.header("ETag") ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        return Self.unquoted(response.header("ETag"))
     }
 
     /// Streams the file at `path` to `key` (never held in memory; hashed for the signature first).
     @discardableResult
     public func put(bucket: String, key: String, fileAt path: String, contentType: String) async throws -> String {
         let response = try await send("PUT", bucket: bucket, key: key, headers: [("content-type", contentType)], body: .file(path), timeout: configuration.transferTimeout)
-        return (response.header("ETag") ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "\""))
+        return Self.unquoted(response.header("ETag"))
     }
 
     /// The object's bytes.
@@ -102,7 +102,7 @@ public struct ObjectStorage: Sendable {
         do {
             let response = try await send("HEAD", bucket: bucket, key: key)
             return ObjectInfo(key: key, size: Int(response.header("Content-Length") ?? "") ?? 0,
-                              etag: (response.header("ETag") ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "\"")))
+                              etag: Self.unquoted(response.header("ETag")))
         } catch let error as ObjectStorageError where error.status == 404 {
             return nil
         }
@@ -143,7 +143,7 @@ public struct ObjectStorage: Sendable {
             for item in XMLScanner.values("Contents", in: text[...]) {
                 guard let key = XMLScanner.value("Key", in: item) else { continue }
                 objects.append(ObjectInfo(key: key, size: Int(XMLScanner.value("Size", in: item) ?? "") ?? 0,
-                                          etag: (XMLScanner.value("ETag", in: item) ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "\""))))
+                                          etag: Self.unquoted(XMLScanner.value("ETag", in: item))))
             }
             token = XMLScanner.value("IsTruncated", in: text[...]) == "true" ? XMLScanner.value("NextContinuationToken", in: text[...]) : nil
         } while token != nil
@@ -213,6 +213,9 @@ public struct ObjectStorage: Sendable {
         }
         return response
     }
+
+    /// An ETag without its quotes (S3 sends `"<md5>"`).
+    static func unquoted(_ etag: String?) -> String { (etag ?? "").trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
 
     /// SHA-256 of a file, read in 1 MiB chunks.
     static func hashFile(_ path: String) throws -> String {

@@ -99,10 +99,11 @@ public struct Migrator: Sendable {
     }
 
     /// The migrations not yet applied, after checking the recorded history against the files.
+    /// Read-only (readiness probes call it): a database never migrated has everything pending.
     public func pending(_ migrations: [Migration]) async throws -> [Migration] {
         try await client.withConnection { connection in
-            try await createHistoryTable(on: connection)
-            return try Migrator.plan(migrations, applied: try await history(on: connection))
+            let exists = try await connection.query("SELECT to_regclass('schema_migrations') IS NOT NULL")[0].decode(Bool.self, at: 0)
+            return try Migrator.plan(migrations, applied: exists ? try await history(on: connection) : [])
         }
     }
 

@@ -46,6 +46,19 @@ import Testing
         }
     }
 
+    @Test func pendingOnlyReads() async throws {
+        try await withMigrations(Self.files) { folder in
+            try await TestDatabase.withFresh { database in
+                let client = try database.client()
+                defer { client.shutdown() }
+                let migrator = Migrator(client: client, logger: TestServices.logger)
+                #expect(try await migrator.pending(try Migration.load(directory: folder)).map(\.version) == [1, 2, 3])
+                let tables = try await client.query("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+                #expect(try tables[0].decode(Int.self, at: 0) == 0, "a readiness probe must not create schema_migrations")
+            }
+        }
+    }
+
     @Test func editedAppliedFileIsRefused() async throws {
         try await withMigrations(Self.files) { folder in
             try await TestDatabase.withFresh { database in

@@ -35,16 +35,11 @@ enum BenchSupport {
         let script = FileManager.default.temporaryDirectory.appendingPathComponent("pgbench-\(UUID()).sql").path
         try "\\set v random(1, 1000000)\nINSERT INTO pgbench_insert (v) VALUES (:v);\n".write(toFile: script, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: script) }
-        let output = try await run("pgbench", [ "-n", "-c", "\(clients)", "-j", "\(min(clients, 2))", "-T", "\(seconds)", "-f", script, url])
+        let output = try await ChildProcess.run("pgbench", [ "-n", "-c", "\(clients)", "-j", "\(min(clients, 2))", "-T", "\(seconds)", "-f", script, url])
         guard let line = output.split(separator: "\n").first(where: { $0.hasPrefix("tps = ") }),
               let value = Double(line.dropFirst(6).prefix { $0 != " " })
         else { throw BenchError("could not read pgbench's output: \(output)") }
         return value
-    }
-
-    /// Runs a command to completion and returns its output.
-    static func run(_ executable: String, _ arguments: [String]) async throws -> String {
-        try await ChildProcess.run(executable, arguments)
     }
 
     /// The `q`-quantile (0…1) of `values`, by nearest rank.
