@@ -46,7 +46,17 @@ let package = Package(
         .target(name: "ObjectStorage", dependencies: ["Curl", "Signing"], swiftSettings: swiftSettings),
         .target(name: "FAL", dependencies: ["Curl", "Signing"], swiftSettings: swiftSettings),
         .target(name: "Telegram", dependencies: ["Curl"], swiftSettings: swiftSettings),
-        .target(name: "RateLimit", dependencies: ["Postgres"], swiftSettings: swiftSettings),
+        .target(name: "RateLimit", dependencies: ["Postgres", "JobQueue", "Telegram"], swiftSettings: swiftSettings),
+        // Local stand-ins for the Telegram Bot API and FAL (tests, demo, benchmarks).
+        .target(
+            name: "Sandbox",
+            dependencies: [
+                "Curl", "FAL", "Imaging", "RateLimit", "Signing", "Zip",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .target(
             name: "JobQueue",
             dependencies: [
@@ -80,8 +90,9 @@ let package = Package(
         .executableTarget(
             name: "AishaCLI",
             dependencies: [
-                "Postgres", "JobQueue", "BlockingIO",
+                "Postgres", "JobQueue", "BlockingIO", "Sandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -132,7 +143,12 @@ let package = Package(
             dependencies: ["Telegram", "TestSupport", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
-        .testTarget(name: "RateLimitTests", dependencies: ["RateLimit", "Postgres", "TestSupport"], swiftSettings: swiftSettings),
+        .testTarget(
+            name: "SandboxTests",
+            dependencies: ["Sandbox", "Telegram", "FAL", "Curl", "Zip", "Imaging", "Signing", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(name: "RateLimitTests", dependencies: ["RateLimit", "Postgres", "JobQueue", "Telegram", "Sandbox", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ZipTests", dependencies: ["Zip", "Signing", "Imaging", "TestSupport"], swiftSettings: swiftSettings),
     ]
 )

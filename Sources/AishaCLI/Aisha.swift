@@ -4,7 +4,7 @@ import ArgumentParser
 struct Aisha: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "aisha",
-        abstract: "Operate Aisha: migrations and (in later releases) jobs, credits, webhooks, sandbox and benchmarks.",
-        subcommands: [MigrateCommand.self, JobsCommand.self, BenchCommand.self]
+        abstract: "Operate Aisha: migrations, jobs, the Sandbox and benchmarks.",
+        subcommands: [MigrateCommand.self, JobsCommand.self, BenchCommand.self, SandboxCommand.self]
     )
 }

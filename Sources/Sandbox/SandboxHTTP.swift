@@ -1,0 +1,15 @@
+public import FAL
+import Foundation
+import Hummingbird
+
+/// Response helpers shared by the Sandbox's two stand-ins.
+enum SandboxHTTP {
+    static func json(_ status: Int, _ text: String) -> Response {
+        Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: text)))
+    }
+
+    static func json(_ status: Int, _ value: JSONValue) -> Response {
+        let data = (try? JSONEncoder().encode(value)) ?? Data("null".utf8)
+        return json(status, String(decoding: data, as: UTF8.self))
+    }
+}

@@ -1,0 +1,182 @@
+import Curl
+import FAL
+import Foundation
+import Sandbox
+import Synchronization
+import Telegram
+import Testing
+
+/// Our Telegram client against the Sandbox's Bot API, and the Sandbox's updates against our
+/// `Update` decoder: both sides built from external-apis §5, checked against each other.
+@Suite struct SandboxTelegramTests {
+    let sandbox = Sandbox()
+    var token: String { sandbox.telegram.configuration.token }
+
+    @Test func sendEditDeleteWithTelegramsShapesAndErrors() async throws {
+        try await sandbox.run { endpoints in
+            let client = TelegramClient(token: token, apiBaseURL: endpoints.telegramAPI)
+            sandbox.telegram.user(id: 501, firstName: "Ann")
+            let keyboard = InlineKeyboardMarkup([[try .callback("Create avatar", data: "av:new")], [try .callback("Help", data: "help")]])
+            let sent = try await client.sendMessage(chatID: 501, text: "Welcome!", replyMarkup: keyboard)
+            #expect(sent.messageID == 1 && sent.chat.id == 501 && sent.text == "Welcome!" && sent.replyMarkup == keyboard)
+
+            // Same content again: Telegram's 400 "message is not modified", which the client treats as done.
+            try await client.editMessageText(chatID: 501, messageID: sent.messageID, text: "Welcome!", replyMarkup: keyboard)
+            try await client.editMessageText(chatID: 501, messageID: sent.messageID, text: "Welcome back!", replyMarkup: nil)
+            #expect(sandbox.telegram.lastBotMessage(inChat: 501)?.text == "Welcome back!")
+            #expect(sandbox.telegram.lastBotMessage(inChat: 501)?.keyboard.isEmpty == true, "an edit without reply_markup removes the keyboard")
+            #expect(sandbox.telegram.lastBotMessage(inChat: 501)?.editCount == 1, "the no-op edit changed nothing")
+
+            try await client.deleteMessage(chatID: 501, messageID: sent.messageID)
+            try await client.deleteMessage(chatID: 501, messageID: sent.messageID)  // "not found": a no-op
+            #expect(sandbox.telegram.messages(inChat: 501).first?.deleted == true)
+
+            await #expect(throws: TelegramError.self) { try await client.editMessageText(chatID: 501, messageID: 99, text: "x") }
+            do {
+                _ = try await client.sendMessage(chatID: 777, text: "nobody here")
+                Issue.record("a chat nobody opened accepted a message")
+            } catch let error as TelegramError {
+                #expect(error.errorCode == 400 && error.description.contains("chat not found"))
+            }
+            // A user who blocked the bot: 403, its own kind.
+            sandbox.telegram.block(chatID: 501)
+            do {
+                _ = try await client.sendMessage(chatID: 501, text: "still there?")
+                Issue.record("a blocked user received a message")
+            } catch let error as TelegramError {
+                #expect(error.kind == .blockedByUser && error.errorCode == 403)
+            }
+            let wrongToken = TelegramClient(token: "1:wrong", apiBaseURL: endpoints.telegramAPI)
+            await #expect(throws: TelegramError.self) { _ = try await wrongToken.sendMessage(chatID: 501, text: "x") }
+        }
+    }
+
+    @Test func floodLimitAnswers429WithRetryAfter() async throws {
+        try await sandbox.run { endpoints in
+            let client = TelegramClient(token: token, apiBaseURL: endpoints.telegramAPI)
+            sandbox.telegram.user(id: 502)
+            var limited: TelegramError?
+            for index in 0..<10 {
+                do { _ = try await client.sendMessage(chatID: 502, text: "message \(index)") } catch let error as TelegramError { limited = error; break }
+            }
+            guard case .tooManyRequests(let retryAfter)? = limited?.kind else { Issue.record("no 429 after a burst: \(String(describing: limited))"); return }
+            #expect(retryAfter >= 1 && limited?.errorCode == 429)
+            #expect(sandbox.telegram.floodRejections == 1)
+        }
+    }
+
+    @Test func photosByUploadURLAndFileIDAlbumsDocumentsAndFiles() async throws {
+        try await sandbox.run { endpoints in
+            let client = TelegramClient(token: token, apiBaseURL: endpoints.telegramAPI)
+            let receiver = WebhookReceiver()
+            try await receiver.run { webhookBase in
+                sandbox.telegram.setWebhook(.init(url: webhookBase + "/telegram/webhook", secretToken: "s3cret", allowedUpdates: nil, maxConnections: 40))
+                let user = sandbox.telegram.user(id: 503, firstName: "Bo", languageCode: "ru")
+                let original = Samples.jpeg(width: 1280, height: 960)
+                #expect(await user.sendPhoto(original, caption: "me") == 200)
+                let delivery = try #require(await receiver.waitFor(count: 1).first)
+                #expect(delivery.headers["x-telegram-bot-api-secret-token"] == "s3cret")
+                let update = try JSONDecoder().decode(Update.self, from: Data(delivery.body))
+                guard case .message(let message) = update.kind, let largest = message.largestPhoto else { Issue.record("not a photo message"); return }
+                #expect(largest.width == 1280 && largest.height == 960 && message.from?.languageCode == "ru" && message.caption == "me")
+                #expect(update.serialKey == "tg:chat:503")
+
+                // The bot fetches what the user sent: getFile, then the download link.
+                let file = try await client.getFile(fileID: largest.fileID)
+                let path = Samples.temporaryPath(".jpg")
+                defer { try? FileManager.default.removeItem(atPath: path) }
+                try await client.download(file, to: path)
+                #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data(original))
+
+                // Upload, file_id and URL (the Sandbox fetches the URL as Telegram does).
+                let uploaded = try await client.sendPhoto(chatID: 503, photo: .upload(path: path, filename: "p.jpg"), caption: "Your portrait")
+                let uploadedID = try #require(uploaded.largestPhoto?.fileID)
+                #expect(sandbox.telegram.fileBytes(uploadedID) == original)
+                _ = try await client.sendPhoto(chatID: 503, photo: .fileID(uploadedID))
+                let byURL = try await client.sendPhoto(chatID: 503, photo: .url(endpoints.baseURL + "/file/bot\(token)/\(file.filePath!)"))
+                #expect(byURL.largestPhoto?.width == 1280)
+                await #expect(throws: TelegramError.self) { _ = try await client.sendPhoto(chatID: 503, photo: .fileID("no-such-file")) }
+
+                try await Task.sleep(for: .seconds(3))  // let the flood allowance refill
+                let album = try await client.sendMediaGroup(chatID: 503, photos: [.init(.upload(path: path, filename: "a.jpg"), caption: "1"), .init(.fileID(uploadedID))])
+                #expect(album.count == 2 && album[0].mediaGroupID != nil && album[0].mediaGroupID == album[1].mediaGroupID)
+                let document = try await client.sendDocument(chatID: 503, path: path, filename: "original.jpg", contentType: "image/jpeg")
+                #expect(document.document?.fileSize == original.count)
+
+                // An album from the user: separate updates sharing a media_group_id; a document photo.
+                let statuses = await user.sendAlbum([Samples.jpeg(seed: 7), Samples.jpeg(seed: 8), Samples.jpeg(seed: 9)])
+                #expect(statuses == [200, 200, 200])
+                #expect(await user.sendPhoto(Samples.jpeg(seed: 10), asDocument: "IMG_0001.JPG") == 200)
+                let updates = try await receiver.waitFor(count: 5).dropFirst().map { try JSONDecoder().decode(Update.self, from: Data($0.body)) }
+                let groups = Set(updates.compactMap { if case .message(let m) = $0.kind { m.mediaGroupID } else { nil } })
+                #expect(groups.count == 1)
+                let documents = updates.compactMap { if case .message(let m) = $0.kind { m.document } else { nil } }
+                #expect(documents.count == 1 && documents.first?.mimeType == "image/jpeg" && documents.first?.fileName == "IMG_0001.JPG")
+                #expect(Set(updates.map(\.updateID)).count == 4, "every update has its own id")
+            }
+        }
+    }
+
+    @Test func buttonsCallbacksAndWebhookManagement() async throws {
+        try await sandbox.run { endpoints in
+            let client = TelegramClient(token: token, apiBaseURL: endpoints.telegramAPI)
+            let receiver = WebhookReceiver()
+            try await receiver.run { webhookBase in
+                try await client.setWebhook(url: webhookBase + "/telegram/webhook", secretToken: "abc_DEF-1", allowedUpdates: ["message", "callback_query"], maxConnections: 40)
+                let info = try await client.getWebhookInfo()
+                #expect(info.url == webhookBase + "/telegram/webhook" && info.maxConnections == 40)
+                try await client.setMyCommands([.init("start", "Start"), .init("help", "Help")], languageCode: "en")
+                #expect(sandbox.telegram.commands["en"] == ["start", "help"])
+
+                let user = sandbox.telegram.user(id: 504)
+                #expect(await user.send("/start hello") == 200)
+                let message = try await client.sendMessage(chatID: 504, text: "Pick one", replyMarkup: InlineKeyboardMarkup([[try .callback("Portrait", data: "kind:portrait")]]))
+                #expect(await user.press("Portrait") == 200)
+                #expect(await user.press("No such button") == nil, "a client cannot press a button that is not shown")
+                let deliveries = await receiver.waitFor(count: 2)
+                let start = try JSONDecoder().decode(Update.self, from: Data(deliveries[0].body))
+                guard case .message(let command) = start.kind else { Issue.record("no message"); return }
+                #expect(command.text == "/start hello")
+                let press = try JSONDecoder().decode(Update.self, from: Data(deliveries[1].body))
+                guard case .callbackQuery(let query) = press.kind else { Issue.record("no callback"); return }
+                #expect(query.data == "kind:portrait" && query.message?.messageID == message.messageID && query.from.id == 504)
+
+                try await client.answerCallbackQuery(id: query.id, text: "Noted")
+                #expect(sandbox.telegram.callbackAnswer(query.id) == .some("Noted"))
+                // Answering twice, or an id Telegram never issued: "query is too old".
+                do {
+                    try await client.answerCallbackQuery(id: "12345")
+                } catch let error as TelegramError {
+                    #expect(error.kind == .callbackQueryTooOld)
+                }
+
+                // A failing webhook: Telegram retries and reports the last error.
+                receiver.answer.store(500, ordering: .relaxed)
+                #expect(await sandbox.telegram.deliver(.object(["update_id": .number(1), "message": .null]), retries: 0) == 500)
+                #expect(try await client.getWebhookInfo().lastErrorMessage?.contains("500") == true)
+                try await client.deleteWebhook()
+                #expect(sandbox.telegram.webhook == nil)
+            }
+        }
+    }
+
+    @Test func rawRequestsGetTelegramsErrorTexts() async throws {
+        try await sandbox.run { endpoints in
+            sandbox.telegram.user(id: 505)
+            let http = CurlClient()
+            func call(_ method: String, _ json: String) async throws -> (Int, String) {
+                let response = try await http.execute(.init(.post, url: "\(endpoints.telegramAPI)/bot\(token)/\(method)", headers: [("Content-Type", "application/json")], body: .bytes(Data(json.utf8))))
+                return (response.status, String(decoding: response.body, as: UTF8.self))
+            }
+            let longData = String(repeating: "x", count: 65)
+            let (status, body) = try await call("sendMessage", #"{"chat_id":505,"text":"hi","reply_markup":{"inline_keyboard":[[{"text":"b","callback_data":"\#(longData)"}]]}}"#)
+            #expect(status == 400 && body.contains("BUTTON_DATA_INVALID") && body.contains(#""ok":false"#) && body.contains(#""error_code":400"#))
+            #expect(try await call("sendMessage", #"{"chat_id":505,"text":"   "}"#).1.contains("message text is empty"))
+            #expect(try await call("sendMessage", #"{"chat_id":505,"text":"\#(String(repeating: "я", count: 4097))"}"#).1.contains("message is too long"))
+            #expect(try await call("noSuchMethod", "{}").0 == 404)
+            // Form-encoded parameters work too, as with the real API.
+            let form = try await http.execute(.init(.post, url: "\(endpoints.telegramAPI)/bot\(token)/sendMessage", headers: [("Content-Type", "application/x-www-form-urlencoded")], body: .bytes(Data("chat_id=505&text=hello+there".utf8))))
+            #expect(form.status == 200 && sandbox.telegram.lastBotMessage(inChat: 505)?.text == "hello there")
+        }
+    }
+}
