@@ -179,4 +179,32 @@ import Testing
             #expect(form.status == 200 && sandbox.telegram.lastBotMessage(inChat: 505)?.text == "hello there")
         }
     }
+
+    /// The Sandbox's error bodies are the reference's recorded ones (Tests/Fixtures/telegram).
+    @Test func errorBodiesMatchTheRecordedFixtures() async throws {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/telegram")
+        let recorded = try ["error-not-modified.json", "error-429.json", "error-blocked.json"].map {
+            try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: fixtures.appendingPathComponent($0)))
+        }
+        try await sandbox.run { endpoints in
+            let http = CurlClient()
+            func call(_ method: String, _ json: String) async throws -> (Int, JSONValue) {
+                let response = try await http.execute(.init(.post, url: "\(endpoints.telegramAPI)/bot\(token)/\(method)", headers: [("Content-Type", "application/json")], body: .bytes(Data(json.utf8))))
+                return (response.status, try JSONDecoder().decode(JSONValue.self, from: response.body))
+            }
+            sandbox.telegram.user(id: 506)
+            let sent = try await call("sendMessage", #"{"chat_id":506,"text":"same"}"#)
+            guard case .number(let number)? = sent.1["result"]?["message_id"] else { Issue.record("no message id"); return }
+            let id = Int(number)
+            let notModified = try await call("editMessageText", #"{"chat_id":506,"message_id":\#(id),"text":"same"}"#)
+            #expect(notModified.0 == 400 && notModified.1 == recorded[0])
+            var last = (0, JSONValue.null)
+            for _ in 0..<8 { last = try await call("sendMessage", #"{"chat_id":506,"text":"flood"}"#); if last.0 == 429 { break } }
+            #expect(last.0 == 429 && last.1["ok"] == recorded[1]["ok"] && last.1["error_code"] == recorded[1]["error_code"])
+            #expect(last.1["description"]?.stringValue?.hasPrefix("Too Many Requests: retry after ") == true && last.1["parameters"]?["retry_after"] != nil)
+            sandbox.telegram.block(chatID: 506)
+            let blocked = try await call("sendMessage", #"{"chat_id":506,"text":"x"}"#)
+            #expect(blocked.0 == 403 && blocked.1 == recorded[2])
+        }
+    }
 }
