@@ -68,10 +68,20 @@ let package = Package(
         ),
 
         // Executables: thin shells that read configuration and call builders.
+        // The webhook HTTP application (a library so tests run it in-process).
+        .target(
+            name: "WebhookServer",
+            dependencies: [
+                "Postgres", "JobQueue", "FAL", "Telegram", "Signing",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "AishaServer",
             dependencies: [
-                "Postgres",
+                "Postgres", "WebhookServer",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -146,6 +156,15 @@ let package = Package(
         .testTarget(
             name: "SandboxTests",
             dependencies: ["Sandbox", "Telegram", "FAL", "Curl", "Zip", "Imaging", "Signing", "TestSupport"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "WebhookServerTests",
+            dependencies: [
+                "WebhookServer", "JobQueue", "Postgres", "FAL", "Curl", "Sandbox", "TestSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(name: "RateLimitTests", dependencies: ["RateLimit", "Postgres", "JobQueue", "Telegram", "Sandbox", "TestSupport"], swiftSettings: swiftSettings),

@@ -125,6 +125,12 @@ public final class SandboxFAL: Sendable {
     /// The bytes of a file in sandbox storage, by its URL.
     public func file(at url: String) -> Data? { storage.id(fromURL: url).flatMap { storage.read($0) } }
 
+    /// Headers signed with the current key, as a delivery would carry them — for tests that
+    /// craft their own (stale, replayed or mismatched) webhooks.
+    public func signedHeaders(requestID: String, body: [UInt8], timestamp: Date = Date()) -> FALWebhookSignature.Headers {
+        FALWebhookSignature.sign(requestID: requestID, userID: configuration.userID, timestamp: Int64(timestamp.timeIntervalSince1970), body: body, key: state.withLock { $0.keys.last! })
+    }
+
     /// Completes a stuck request now (as if the model finally finished), webhook and all.
     public func release(_ id: String) async { await process(id) }
 

@@ -49,7 +49,9 @@ case "$command" in
 start)
     [ -f "$data/PG_VERSION" ] && [ -f "$state/password" ] || init_cluster
     if running; then url; exit 0; fi
-    port="$(free_port)"; echo "$port" > "$state/port"
+    # A restarted cluster keeps its port when it can, so clients reconnect to the same URL.
+    if [ -f "$state/port" ] && port_free "$(cat "$state/port")"; then port="$(cat "$state/port")"; else port="$(free_port)"; fi
+    echo "$port" > "$state/port"
     pg_ctl_ -w -t 60 -l "$data/server.log" -o "-p $port" start >/dev/null 2>&1 || { tail -20 "$data/server.log" >&2; exit 1; }
     as_db_owner "$bindir/psql" -h "$data" -p "$port" -U aisha -d postgres -qtAc \
         "SELECT 1 FROM pg_database WHERE datname = 'aisha'" | grep -q 1 ||

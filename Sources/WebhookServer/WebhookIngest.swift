@@ -1,0 +1,67 @@
+public import Foundation
+public import JobQueue
+import Signing
+import Telegram
+
+/// The pure part of the two webhooks: from an authenticated raw body to the job that stores it,
+/// or the reason it is refused. No I/O, so every rule is unit-tested directly.
+public enum WebhookIngest {
+    public static let telegramKind = "telegram.update"
+    public static let falKind = "fal.result"
+
+    /// Why a webhook is refused, with its HTTP status.
+    public enum Refusal: Error, Equatable, Sendable {
+        case unauthorized(String)
+        case malformed(String)
+
+        public var status: Int {
+            switch self {
+            case .unauthorized: 401
+            case .malformed: 400
+            }
+        }
+
+        public var reason: String {
+            switch self {
+            case .unauthorized(let reason), .malformed(let reason): reason
+            }
+        }
+    }
+
+    /// Compares the secret header with the configured secret in constant time.
+    public static func telegramSecretMatches(_ header: String?, secret: String) -> Bool {
+        guard let header else { return false }
+        return ConstantTime.equals(Array(header.utf8), Array(secret.utf8))
+    }
+
+    private struct Envelope: Decodable { var update_id: Int64 }
+
+    /// The `telegram.update` job for a raw update: unique key `update_id` (redeliveries are
+    /// dropped by the database), serial key its chat or user (one chat's updates run in order).
+    /// Update kinds we do not model are stored too; the worker ignores them.
+    public static func telegramJob(body: [UInt8]) throws(Refusal) -> JobRequest {
+        let data = Data(body)
+        guard let envelope = try? JSONDecoder().decode(Envelope.self, from: data) else {
+            throw .malformed("not a JSON object with an integer update_id")
+        }
+        // The full decode only finds the serial key; a shape we cannot decode is still stored
+        // (without ordering) rather than refused, because Telegram would redeliver it forever.
+        let update = try? JSONDecoder().decode(Update.self, from: data)
+        return JobRequest(
+            kind: telegramKind, payload: data, maxAttempts: 10,
+            uniqueKey: "tg:update:\(envelope.update_id)", serialKey: update?.serialKey
+        )
+    }
+
+    private struct FALEnvelope: Decodable { var request_id: String; var status: String }
+
+    /// The `fal.result` job for a verified FAL webhook, keyed by `request_id` so a redelivery is
+    /// dropped. The header's request id must be the body's (the signature covers the header).
+    public static func falJob(body: [UInt8], headerRequestID: String) throws(Refusal) -> JobRequest {
+        guard let envelope = try? JSONDecoder().decode(FALEnvelope.self, from: Data(body)) else {
+            throw .malformed("not a FAL webhook payload (request_id, status)")
+        }
+        guard envelope.request_id == headerRequestID else { throw .unauthorized("request id in the body differs from the signed header") }
+        return JobRequest(kind: falKind, payload: Data(body), maxAttempts: 20, uniqueKey: "fal:result:\(envelope.request_id)")
+    }
+}
