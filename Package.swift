@@ -100,7 +100,7 @@ let package = Package(
         .executableTarget(
             name: "AishaCLI",
             dependencies: [
-                "Postgres", "JobQueue", "BlockingIO", "Sandbox",
+                "Postgres", "JobQueue", "BlockingIO", "Sandbox", "Curl", "Telegram",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
@@ -161,7 +161,7 @@ let package = Package(
         .testTarget(
             name: "WebhookServerTests",
             dependencies: [
-                "WebhookServer", "JobQueue", "Postgres", "FAL", "Curl", "Sandbox", "TestSupport",
+                "WebhookServer", "JobQueue", "Postgres", "FAL", "Curl", "Sandbox", "Telegram", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],

@@ -1,7 +1,6 @@
 public import Foundation
 public import JobQueue
 import Signing
-import Telegram
 
 /// The pure part of the two webhooks: from an authenticated raw body to the job that stores it,
 /// or the reason it is refused. No I/O, so every rule is unit-tested directly.
@@ -34,23 +33,16 @@ public enum WebhookIngest {
         return ConstantTime.equals(Array(header.utf8), Array(secret.utf8))
     }
 
-    private struct Envelope: Decodable { var update_id: Int64 }
-
     /// The `telegram.update` job for a raw update: unique key `update_id` (redeliveries are
     /// dropped by the database), serial key its chat or user (one chat's updates run in order).
     /// Update kinds we do not model are stored too; the worker ignores them.
     public static func telegramJob(body: [UInt8]) throws(Refusal) -> JobRequest {
-        let data = Data(body)
-        guard let envelope = try? JSONDecoder().decode(Envelope.self, from: data) else {
-            throw .malformed("not a JSON object with an integer update_id")
-        }
-        // The full decode only finds the serial key; a shape we cannot decode is still stored
-        // (without ordering) rather than refused, because Telegram would redeliver it forever.
-        let update = try? JSONDecoder().decode(Update.self, from: data)
-        return JobRequest(
-            kind: telegramKind, payload: data, maxAttempts: 10,
-            uniqueKey: "tg:update:\(envelope.update_id)", serialKey: update?.serialKey
-        )
+        // One pass, no objects (this is the hot path). An update whose kind has an unexpected
+        // shape is still stored, without ordering, rather than refused: Telegram would redeliver
+        // it forever.
+        guard let scanned = UpdateScanner.scan(body) else { throw .malformed("not a well-formed JSON object") }
+        guard let updateID = scanned.updateID else { throw .malformed("no integer update_id") }
+        return JobRequest(kind: telegramKind, payload: Data(body), maxAttempts: 10, uniqueKey: "tg:update:\(updateID)", serialKey: scanned.serialKey)
     }
 
     private struct FALEnvelope: Decodable { var request_id: String; var status: String }

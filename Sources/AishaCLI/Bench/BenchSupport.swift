@@ -1,4 +1,5 @@
 import BlockingIO
+import Curl
 import Foundation
 import Logging
 import Postgres
@@ -40,6 +41,24 @@ enum BenchSupport {
               let value = Double(line.dropFirst(6).prefix { $0 != " " })
         else { throw BenchError("could not read pgbench's output: \(output)") }
         return value
+    }
+
+    /// A TCP port nothing listens on right now.
+    static func freePort() throws -> Int {
+        let output = try ChildProcess.run("python3", ["-c", "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1]); s.close()"])
+        guard let port = Int(output.trimmingCharacters(in: .whitespacesAndNewlines)) else { throw BenchError("no free port") }
+        return port
+    }
+
+    /// Polls `url` until it answers 200 (at most 30 s).
+    static func waitUntilHealthy(_ url: String) async throws {
+        let http = CurlClient()
+        let deadline = ContinuousClock.now + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if (try? await http.get(url, timeout: .seconds(1)))?.status == 200 { return }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw BenchError("\(url) did not become healthy within 30 s")
     }
 
     /// The `q`-quantile (0…1) of `values`, by nearest rank.
