@@ -4,7 +4,6 @@ import Curl
 import Foundation
 import Logging
 import Postgres
-import Synchronization
 
 /// `aisha bench ingest`: Telegram webhooks into a real `aisha-server` process, against
 /// pgbench's one-INSERT transactions on the same cluster at the same concurrency.
@@ -72,15 +71,23 @@ struct BenchIngestCommand: AsyncParsableCommand {
             // wrk stops counting at the deadline; the up to `concurrency` requests then in flight are stored but uncounted.
             print("  stored rows \(stored) for \(acknowledged) acknowledged updates (\(stored - acknowledged) answered after wrk's deadline)\(stored >= acknowledged ? "" : "  ← LOST UPDATES")")
 
-            // Open loop at half the acknowledged rate: latency from the intended send time.
-            let rate = max(1, Int(ackRate / 2))
-            var halves: [OpenLoopResult] = []
-            for run in 0..<runs { halves.append(try await openLoop(base: base, rate: rate, idOffset: 1_000_000_000 + run * 100_000_000)) }
-            print("open loop at \(rate) updates/s (half load), up to \(concurrency) in flight:")
-            for (index, run) in halves.enumerated() {
-                print("  run \(index + 1): sent \(run.sent), acknowledged \(run.acknowledged), p50 \(ms(run.p50)) ms, p99 \(ms(run.p99)) ms, max \(ms(run.max)) ms")
+            // Half that rate: every connection pauses between requests (wrk's delay()), the pause
+            // tuned so the 40 connections together send half the closed-loop rate.
+            let target = ackRate / 2
+            var pause = max(1, Int((Double(concurrency) / target * 1000 - median(wrkRuns.map(\.p50)) * 1000).rounded()))
+            var halves: [WrkResult] = []
+            for run in 0..<runs {
+                let result = try await wrk(base: base, idOffset: 1_000_000_000 + run * 100_000_000, delayMilliseconds: pause)
+                halves.append(result)
+                // Steer the next run's pause towards the target rate.
+                let cycle = Double(concurrency) / result.acknowledgedPerSecond * 1000
+                pause = max(1, Int((Double(pause) + Double(concurrency) / target * 1000 - cycle).rounded()))
             }
-            print("  median p99: \(ms(median(halves.map(\.p99)))) ms")
+            print("half load (target \(BenchSupport.format(target))/s): \(concurrency) connections, each pausing between requests:")
+            for (index, run) in halves.enumerated() {
+                print("  run \(index + 1): \(BenchSupport.format(run.acknowledgedPerSecond)) updates/s, p50 \(ms(run.p50)) ms, p99 \(ms(run.p99)) ms, max \(ms(run.max)) ms, non-2xx \(run.failed)")
+            }
+            print("  median p99: \(ms(median(halves.map(\.p99)))) ms at a median \(BenchSupport.format(median(halves.map(\.acknowledgedPerSecond))))/s")
             let metrics = String(decoding: try await CurlClient().get(base + "/metrics").body, as: UTF8.self)
             let commits = metrics.split(separator: "\n").filter { $0.hasPrefix("aisha_ingest_commits") }.map { $0.split(separator: " ").last.map(String.init) ?? "" }
             if commits.count == 2, let batches = Double(commits[0]), let jobs = Double(commits[1]), batches > 0 {
@@ -101,7 +108,7 @@ struct BenchIngestCommand: AsyncParsableCommand {
 
     /// One closed-loop run of wrk: `concurrency` connections, each posting the next update as soon
     /// as the previous one is answered. Update ids are unique, chats spread over 997 users.
-    private func wrk(base: String, idOffset: Int) async throws -> WrkResult {
+    private func wrk(base: String, idOffset: Int, delayMilliseconds: Int? = nil) async throws -> WrkResult {
         let script = FileManager.default.temporaryDirectory.appendingPathComponent("aisha-ingest-\(UUID()).lua").path
         try """
             local threads = 0
@@ -114,6 +121,7 @@ struct BenchIngestCommand: AsyncParsableCommand {
               local body = string.format('{"update_id":%d,"message":{"message_id":%d,"date":1764060000,"from":{"id":%d,"is_bot":false,"first_name":"Ann","language_code":"en"},"chat":{"id":%d,"type":"private","first_name":"Ann"},"text":"me as a film noir detective, rain, neon, 35mm"}}', id, counter, chat, chat)
               return wrk.format("POST", "/telegram/webhook", {["Content-Type"] = "application/json", ["X-Telegram-Bot-Api-Secret-Token"] = "\(Self.secret)"}, body)
             end
+            \(delayMilliseconds.map { "delay = function() return \($0) end" } ?? "")
             done = function(summary, latency, requests)
               io.write(string.format("AISHA %d %d %d %d %d %d %d\\n", summary.requests, summary.duration, summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
                 latency:percentile(50), latency:percentile(99), latency.max, 0))
@@ -130,53 +138,5 @@ struct BenchIngestCommand: AsyncParsableCommand {
             acknowledged: acknowledged, failed: failed, acknowledgedPerSecond: Double(acknowledged) / (Double(durationMicros) / 1e6),
             p50: Double(numbers[3]) / 1e6, p99: Double(numbers[4]) / 1e6, max: Double(numbers[5]) / 1e6
         )
-    }
-
-    struct OpenLoopResult {
-        var sent: Int
-        var acknowledged: Int
-        var p50: Double, p99: Double, max: Double
-    }
-
-    /// Posts at a fixed rate whatever the answers do (no coordinated omission): each latency is
-    /// measured from the moment the update was due to be sent.
-    private func openLoop(base: String, rate: Int, idOffset: Int) async throws -> OpenLoopResult {
-        let http = CurlClient()
-        let total = rate * seconds
-        let recorder = Recorder()
-        let start = ContinuousClock.now
-        let interval = Duration.seconds(1) / rate
-        let limit = concurrency
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var inFlight = 0
-            for index in 0..<total {
-                let due = start + interval * index
-                try await Task.sleep(until: due, clock: .continuous)
-                if inFlight >= limit { try await group.next(); inFlight -= 1 }
-                inFlight += 1
-                group.addTask {
-                    let id = idOffset + index, chat = 100_000 + index % 997
-                    let body = #"{"update_id":\#(id),"message":{"message_id":\#(index),"date":1764060000,"from":{"id":\#(chat),"is_bot":false,"first_name":"Ann"},"chat":{"id":\#(chat),"type":"private"},"text":"me on the moon"}}"#
-                    let response = try? await http.execute(CurlRequest(.post, url: base + "/telegram/webhook", headers: [("Content-Type", "application/json"), ("X-Telegram-Bot-Api-Secret-Token", Self.secret)],
-                                                                       body: .bytes(Data(body.utf8)), timeout: .seconds(10)))
-                    let latency = BenchSupport.seconds(ContinuousClock.now - due)
-                    recorder.record(latency, acknowledged: response?.status == 200)
-                }
-            }
-            try await group.waitForAll()
-        }
-        let all = recorder.latencies.withLock { $0 }
-        return OpenLoopResult(sent: total, acknowledged: recorder.acknowledged.load(ordering: .relaxed),
-                              p50: BenchSupport.quantile(all, 0.5), p99: BenchSupport.quantile(all, 0.99), max: all.max() ?? .nan)
-    }
-
-    final class Recorder: Sendable {
-        let latencies = Mutex<[Double]>([])
-        let acknowledged = Atomic<Int>(0)
-
-        func record(_ latency: Double, acknowledged ok: Bool) {
-            if ok { acknowledged.add(1, ordering: .relaxed) }
-            latencies.withLock { $0.append(latency) }
-        }
     }
 }
