@@ -155,7 +155,7 @@ let package = Package(
         ),
         .testTarget(
             name: "SandboxTests",
-            dependencies: ["Sandbox", "Telegram", "FAL", "Curl", "Zip", "Imaging", "Signing", "TestSupport"],
+            dependencies: ["Sandbox", "Telegram", "FAL", "Curl", "Zip", "Imaging", "Signing", "RateLimit", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -11,16 +11,19 @@ public import Telegram
 public struct RateLimitedTelegram: Sendable {
     public let client: TelegramClient
     public let limiter: RateLimiter
+    /// The limits one send to a chat takes (Telegram's, by default).
+    public let limits: @Sendable (Int64) -> [(key: String, limit: RateLimit)]
 
-    public init(client: TelegramClient, limiter: RateLimiter) {
+    public init(client: TelegramClient, limiter: RateLimiter, limits: @escaping @Sendable (Int64) -> [(key: String, limit: RateLimit)] = RateLimiter.telegram(chatID:)) {
         self.client = client
         self.limiter = limiter
+        self.limits = limits
     }
 
     /// Runs `call` once the limits of `chatID` and of the bot allow one more message.
     /// - Throws: `JobFailure.retryAt` when they do not (or Telegram says 429); the call's own errors otherwise.
     public func send<T: Sendable>(toChat chatID: Int64, _ call: @Sendable (TelegramClient) async throws -> T) async throws -> T {
-        if let retryAt = try await limiter.acquire(RateLimiter.telegram(chatID: chatID)) {
+        if let retryAt = try await limiter.acquire(limits(chatID)) {
             throw JobFailure.retryAt(retryAt, reason: "Telegram flood limit for chat \(chatID)")
         }
         do {
