@@ -47,6 +47,19 @@ let package = Package(
         .target(name: "FAL", dependencies: ["Curl", "Signing"], swiftSettings: swiftSettings),
         .target(name: "Telegram", dependencies: ["Curl"], swiftSettings: swiftSettings),
         .target(name: "RateLimit", dependencies: ["Postgres", "JobQueue", "Telegram"], swiftSettings: swiftSettings),
+        // Every user-facing text, English and Russian, as data.
+        .target(name: "Messages", resources: [.copy("Resources/en.json"), .copy("Resources/ru.json")], swiftSettings: swiftSettings),
+        // The domain: users, credits, avatars, photos, generations; pure rules plus their tables.
+        .target(name: "Avatars", dependencies: ["Postgres", "JobQueue", "Imaging"], swiftSettings: swiftSettings),
+        // The worker's job handlers: photo ingest, training, FAL results, the outbox.
+        .target(
+            name: "Pipeline",
+            dependencies: [
+                "Avatars", "Messages", "JobQueue", "Postgres", "ObjectStorage", "FAL", "Telegram", "RateLimit", "Zip", "Imaging", "Signing", "Curl",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
         // Local stand-ins for the Telegram Bot API and FAL (tests, demo, benchmarks).
         .target(
             name: "Sandbox",
@@ -90,7 +103,7 @@ let package = Package(
         .executableTarget(
             name: "AishaWorker",
             dependencies: [
-                "Postgres", "JobQueue",
+                "Postgres", "JobQueue", "Pipeline",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -164,6 +177,15 @@ let package = Package(
                 "WebhookServer", "JobQueue", "Postgres", "FAL", "Curl", "Sandbox", "Telegram", "TestSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "PipelineTests",
+            dependencies: [
+                "Pipeline", "Avatars", "Messages", "JobQueue", "Postgres", "ObjectStorage", "FAL", "Telegram", "RateLimit", "Sandbox", "WebhookServer",
+                "Imaging", "Zip", "TestSupport",
+                .product(name: "Logging", package: "swift-log"), .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

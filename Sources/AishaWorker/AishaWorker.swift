@@ -1,13 +1,14 @@
 import Foundation
 import JobQueue
 import Logging
+import Pipeline
 import Postgres
 import ServiceLifecycle
 import UnixSignals
 
 /// `aisha-worker`: claims and runs jobs until SIGTERM, then drains (see JobWorker).
-/// Today it runs the queue's own maintenance (`jobs.prune`, hourly); the product's job kinds
-/// register here as they are built.
+/// Runs the pipeline's kinds (photo.ingest, avatar.train, fal.result, telegram.send) and the
+/// queue's own maintenance (`jobs.prune`, hourly).
 @main
 struct AishaWorker {
     static func main() async throws {
@@ -28,7 +29,16 @@ struct AishaWorker {
         let retentionDays = environment["AISHA_JOB_RETENTION_DAYS"].flatMap(Int.init) ?? 7
         let (pruneHandler, pruneSchedule) = queue.pruning(retention: .seconds(retentionDays * 86_400))
         configuration.periodic = [pruneSchedule]
-        let worker = JobWorker(queue: queue, handlers: [pruneHandler], configuration: configuration, logger: logger)
+        let pipeline: PipelineContext
+        do {
+            pipeline = try PipelineContext.fromEnvironment(environment, database: database)
+        } catch {
+            logger.critical("configuration: \(error)")
+            exit(78)  // EX_CONFIG
+        }
+        try await pipeline.prepareStorage()
+        let handlers = [pruneHandler] + pipeline.handlers(rateLimited: RateLimitedTelegramFactory())
+        let worker = JobWorker(queue: queue, handlers: handlers, configuration: configuration, logger: logger)
         let group = ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()
         database.shutdown()

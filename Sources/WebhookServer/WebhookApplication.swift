@@ -125,7 +125,7 @@ public struct WebhookApplication: Sendable {
         }
         let job: JobRequest
         do {
-            job = try WebhookIngest.falJob(body: body, headerRequestID: headers.requestID)
+            job = try WebhookIngest.falJob(body: body, headerRequestID: headers.requestID, ref: request.uri.queryParameters.get("ref").map { String($0) })
         } catch {
             metrics.ingested(kind: kind, result: "refused")
             return Self.text(error.status == 401 ? .unauthorized : .badRequest, error.reason + "\n")

@@ -49,11 +49,22 @@ public enum WebhookIngest {
 
     /// The `fal.result` job for a verified FAL webhook, keyed by `request_id` so a redelivery is
     /// dropped. The header's request id must be the body's (the signature covers the header).
-    public static func falJob(body: [UInt8], headerRequestID: String) throws(Refusal) -> JobRequest {
+    /// `ref` is our own reference from the webhook URL we gave FAL (`?ref=train:<avatar>:<attempt>`):
+    /// it lets the worker match a result whose request id it never managed to record. The payload
+    /// is `{"ref": …, "webhook": <the raw body>}`.
+    public static func falJob(body: [UInt8], headerRequestID: String, ref: String? = nil) throws(Refusal) -> JobRequest {
         guard let envelope = try? JSONDecoder().decode(FALEnvelope.self, from: Data(body)) else {
             throw .malformed("not a FAL webhook payload (request_id, status)")
         }
         guard envelope.request_id == headerRequestID else { throw .unauthorized("request id in the body differs from the signed header") }
-        return JobRequest(kind: falKind, payload: Data(body), maxAttempts: 20, uniqueKey: "fal:result:\(envelope.request_id)")
+        let reference = ref.flatMap(validReference).map { "\"\($0)\"" } ?? "null"
+        let payload = Array(#"{"ref":\#(reference),"webhook":"#.utf8) + body + Array("}".utf8)
+        return JobRequest(kind: falKind, payload: Data(payload), maxAttempts: 20, uniqueKey: "fal:result:\(envelope.request_id)")
+    }
+
+    /// A reference we could have written: short, of `a-z 0-9 : -` only (nothing to escape).
+    static func validReference(_ ref: String) -> String? {
+        guard (1...120).contains(ref.utf8.count), ref.utf8.allSatisfy({ (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || $0 == 0x3A || $0 == 0x2D }) else { return nil }
+        return ref
     }
 }

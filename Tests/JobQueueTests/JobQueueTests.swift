@@ -38,17 +38,17 @@ import Testing
             let client = try database.client()
             defer { client.shutdown() }
             let queue = JobQueue(database: client)
-            try await client.query("CREATE TABLE avatars (id int PRIMARY KEY)")
+            try await client.query("CREATE TABLE things (id int PRIMARY KEY)")
             await #expect(throws: Rollback.self) {
                 try await client.withTransaction { tx in
-                    try await tx.query("INSERT INTO avatars VALUES (1)")
+                    try await tx.query("INSERT INTO things VALUES (1)")
                     try await queue.enqueue(JobRequest(kind: "avatar.train"), on: tx)
                     throw Rollback()
                 }
             }
             #expect(try await client.query("SELECT count(*) FROM jobs").first?.decode(Int.self, at: 0) == 0)
             try await client.withTransaction { tx in
-                try await tx.query("INSERT INTO avatars VALUES (1)")
+                try await tx.query("INSERT INTO things VALUES (1)")
                 try await queue.enqueue(JobRequest(kind: "avatar.train"), on: tx)
             }
             #expect(try await client.query("SELECT count(*) FROM jobs").first?.decode(Int.self, at: 0) == 1)

@@ -145,11 +145,14 @@ func count(_ client: PostgresClient, _ query: PostgresQuery) async throws -> Int
             configuration.periodic = [PeriodicJob(kind: "tick", every: .seconds(1))]
             let ran = Mutex(0)
             let handler = JobHandler(kind: "tick") { _, _ in ran.withLock { $0 += 1 } }
+            let started = ContinuousClock.now
             let workers = (0..<3).map { _ in RunningWorker(JobWorker(queue: queue, handlers: [handler], configuration: configuration, logger: TestServices.logger)) }
             try await Task.sleep(for: .milliseconds(3500))
             for worker in workers { try await worker.stop() }
+            // Slots keep coming until the last worker has stopped, which a loaded machine delays.
+            let elapsed = Int((ContinuousClock.now - started).components.seconds)
             let keys = try await client.query("SELECT unique_key FROM jobs WHERE kind = 'tick' ORDER BY unique_key").map { try $0.decode(String.self, at: 0) }
-            #expect(keys.count >= 2 && keys.count <= 5, "one per elapsed second (fewer only if the workers were starved): \(keys)")
+            #expect(keys.count >= 2 && keys.count <= elapsed + 2, "one per elapsed second (fewer only if the workers were starved): \(keys) in \(elapsed) s")
             #expect(Set(keys).count == keys.count)
             let seconds = keys.compactMap { Int($0.split(separator: ":").last!) }
             #expect(zip(seconds, seconds.dropFirst()).allSatisfy { $1 - $0 == 1 }, "consecutive periods, none skipped: \(seconds)")

@@ -1,4 +1,5 @@
 import Foundation
+import FAL
 import JobQueue
 import Telegram
 import TestSupport
@@ -50,6 +51,13 @@ import Testing
         let requestID = try #require((try JSONSerialization.jsonObject(with: Data(body)) as? [String: Any])?["request_id"] as? String)
         let job = try WebhookIngest.falJob(body: body, headerRequestID: requestID)
         #expect(job.kind == "fal.result" && job.uniqueKey == "fal:result:\(requestID)")
+        struct Wrapped: Decodable { var ref: String?; var webhook: FALWebhookPayload }
+        #expect(try JSONDecoder().decode(Wrapped.self, from: job.payload).ref == nil)
+        let withRef = try WebhookIngest.falJob(body: body, headerRequestID: requestID, ref: "train:0b7e:2")
+        let wrapped = try JSONDecoder().decode(Wrapped.self, from: withRef.payload)
+        #expect(wrapped.ref == "train:0b7e:2" && wrapped.webhook.requestID == requestID)
+        let hostile = try WebhookIngest.falJob(body: body, headerRequestID: requestID, ref: #"x","ref":"evil"#)
+        #expect(try JSONDecoder().decode(Wrapped.self, from: hostile.payload).ref == nil, "a reference we never wrote is dropped")
         #expect(throws: WebhookIngest.Refusal.unauthorized("request id in the body differs from the signed header")) {
             try WebhookIngest.falJob(body: body, headerRequestID: "another-request")
         }

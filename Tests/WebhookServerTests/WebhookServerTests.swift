@@ -195,7 +195,8 @@ func withServer<T: Sendable>(
 
     private func exercise(_ url: String) async throws {
         let setup = try PostgresClient(url: url, maxConnections: 1, logger: TestServices.logger)
-        try await setup.query("DROP TABLE IF EXISTS jobs, schema_migrations, rate_limits CASCADE")
+        try await setup.query("DROP SCHEMA public CASCADE")
+        try await setup.query("CREATE SCHEMA public")
         _ = try await Migrator(client: setup, logger: TestServices.logger).migrate(try Migration.load(directory: TestServices.repoRoot + "/Migrations"))
         setup.shutdown()
 

@@ -1,0 +1,42 @@
+public import Foundation
+
+/// The message catalogue: every user-facing text, in English and Russian, as data
+/// (`Resources/en.json`, `ru.json`) — never in code, never an exception's text.
+public struct Catalog: Sendable {
+    public enum Language: String, Sendable, CaseIterable {
+        case en, ru
+
+        /// Russian for `ru…` clients, English for everyone else.
+        public init(languageCode: String?) { self = languageCode?.lowercased().hasPrefix("ru") == true ? .ru : .en }
+    }
+
+    let texts: [Language: [String: String]]
+
+    /// The catalogue shipped with the build.
+    public static let shared: Catalog = {
+        var texts: [Language: [String: String]] = [:]
+        for language in Language.allCases {
+            guard let url = Bundle.module.url(forResource: language.rawValue, withExtension: "json"),
+                  let data = try? Data(contentsOf: url),
+                  let table = try? JSONDecoder().decode([String: String].self, from: data)
+            else { fatalError("message catalogue \(language.rawValue).json is missing from the build") }
+            texts[language] = table
+        }
+        return Catalog(texts: texts)
+    }()
+
+    public init(texts: [Language: [String: String]]) { self.texts = texts }
+
+    /// The text for `key` with `{name}` placeholders filled; falls back to English, then to the key.
+    public func text(_ key: String, _ language: Language, _ arguments: [String: String] = [:]) -> String {
+        var text = texts[language]?[key] ?? texts[.en]?[key] ?? key
+        for (name, value) in arguments { text = text.replacingOccurrences(of: "{\(name)}", with: value) }
+        return text
+    }
+
+    /// Keys present in one language but not the other (a test keeps this empty).
+    public var missingTranslations: [String] {
+        let en = Set(texts[.en]?.keys ?? [:].keys), ru = Set(texts[.ru]?.keys ?? [:].keys)
+        return en.symmetricDifference(ru).sorted()
+    }
+}

@@ -1,0 +1,120 @@
+public import Avatars
+import Curl
+import FAL
+public import Foundation
+public import JobQueue
+public import Logging
+import Messages
+import ObjectStorage
+import Postgres
+import Zip
+
+/// `avatar.train`: the avatar's photos from MinIO → a ZIP → FAL storage → the trainer, with our
+/// webhook. It never submits twice: the ZIP's URL, a mark set just before the submit call and
+/// FAL's request id are recorded as they happen, and a retried or rescued job resumes from them.
+public enum AvatarTraining {
+    public static let kind = "avatar.train"
+
+    struct Payload: Codable {
+        var avatar_id: UUID
+        var attempt: Int
+    }
+
+    /// How long a job that crashed mid-submit waits for FAL's webhook to reveal the request id
+    /// before giving the attempt up (failed, refunded).
+    public static let unconfirmedAfter: TimeInterval = 30 * 60
+
+    static func handler(_ context: PipelineContext) -> JobHandler {
+        JobHandler(kind: kind, timeout: .seconds(900)) { job, logger in
+            let payload = try job.decode(Payload.self)
+            try await run(avatarID: payload.avatar_id, attempt: payload.attempt, context: context, logger: logger)
+        }
+    }
+
+    /// Our reference in the webhook URL, so a result can be matched even if recording its
+    /// request id never happened.
+    public static func reference(avatarID: UUID, attempt: Int) -> String { "train:\(avatarID.uuidString.lowercased()):\(attempt)" }
+
+    public static func run(avatarID: UUID, attempt: Int, context: PipelineContext, logger: Logger) async throws {
+        let store = context.store
+        guard let progress = try await store.trainingProgress(avatarID: avatarID), progress.status == .training, progress.attempt == attempt else { return }
+        if progress.requestID != nil { return }  // submitted and recorded: nothing left to do
+        if let marked = progress.submitStartedAt {
+            // A previous run may have reached FAL and died before recording the answer.
+            // Submitting again could train (and pay) twice: wait for the webhook to tell us.
+            if Date().timeIntervalSince(marked) < unconfirmedAfter {
+                throw JobFailure.retryAt(Date().addingTimeInterval(60), reason: "submit outcome unknown; waiting for FAL's webhook")
+            }
+            try await FALResults.failTraining(avatarID: avatarID, attempt: attempt, reasonKey: "training.reason.unconfirmed", context: context, logger: logger)
+            return
+        }
+        guard let avatar = try await store.avatar(avatarID) else { return }
+
+        let imagesURL: String
+        if let uploaded = progress.imagesDataURL {
+            imagesURL = uploaded
+        } else {
+            imagesURL = try await uploadArchive(of: avatar, context: context, logger: logger)
+            try await store.recordUpload(avatarID: avatarID, attempt: attempt, url: imagesURL)
+        }
+
+        let model: String
+        let typed: any Encodable & Sendable
+        switch avatar.kind {
+        case .portrait:
+            model = FALModel.portraitTrainer
+            typed = PortraitTrainerInput(imagesDataURL: imagesURL, triggerPhrase: avatar.triggerPhrase, steps: context.settings.portraitSteps)
+        case .style:
+            model = FALModel.fastTraining
+            typed = FastTrainingInput(imagesDataURL: imagesURL, triggerWord: avatar.triggerPhrase, isStyle: true, steps: context.settings.styleSteps)
+        }
+        let input = try JSONEncoder().encode(typed)  // recorded as sent
+        guard try await store.markSubmitting(avatarID: avatarID, attempt: attempt, model: model, input: input) else { return }
+        let webhook = context.settings.falWebhookURL + (context.settings.falWebhookURL.contains("?") ? "&" : "?") + "ref=" + reference(avatarID: avatarID, attempt: attempt)
+        let handle: FALClient.QueueHandle
+        do {
+            handle = try await context.fal.submit(model: model, input: typed, webhookURL: webhook)
+        } catch let error as FALError where error.status >= 500 || error.status == 429 || error.status == 408 {
+            // FAL answered and did not queue it: safe to try again later.
+            try await store.clearSubmitting(avatarID: avatarID, attempt: attempt)
+            throw error
+        } catch let error as FALError {
+            logger.warning("FAL refused the training", metadata: ["avatar": "\(avatarID)", "status": "\(error.status)"])
+            try await FALResults.failTraining(avatarID: avatarID, attempt: attempt, reasonKey: "training.reason.service", context: context, logger: logger)
+            return
+        }
+        // A transport error above leaves the mark: FAL may have queued it; the webhook will say.
+        try await store.recordSubmission(avatarID: avatarID, attempt: attempt, requestID: handle.requestID)
+        logger.info("training submitted", metadata: ["avatar": "\(avatarID)", "fal.request_id": "\(handle.requestID)", "model": "\(model)"])
+    }
+
+    /// Downloads the photos (bounded parallelism, straight to files), packs them as stored
+    /// entries and uploads the ZIP to FAL storage. Memory stays flat whatever the photos weigh:
+    /// every byte goes disk → disk → network.
+    static func uploadArchive(of avatar: Avatar, context: PipelineContext, logger: Logger) async throws -> String {
+        let photos = try await context.store.photos(of: avatar.id)
+        guard photos.count >= context.settings.minimumPhotos else { throw JobFailure.permanent("only \(photos.count) photos") }
+        let folder = try context.scratchFolder("train")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let storage = context.storage, bucket = context.settings.photoBucket
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            var running = 0
+            for (index, photo) in photos.enumerated() {
+                if running >= context.settings.downloadConcurrency { try await group.next(); running -= 1 }
+                running += 1
+                group.addTask { try await storage.get(bucket: bucket, key: photo.objectKey, toFile: folder + "/\(index)") }
+            }
+            try await group.waitForAll()
+        }
+        let archive = folder + "/photos.zip"
+        var writer = try ZipWriter(path: archive)
+        for (index, photo) in photos.enumerated() {
+            let ext = photo.format == "jpeg" ? "jpg" : photo.format
+            try writer.addFile(at: folder + "/\(index)", as: String(format: "photo_%02d.%@", index + 1, ext))
+        }
+        try writer.finish()
+        let url = try await context.fal.upload(fileAt: archive, contentType: "application/zip", fileName: "photos.zip")
+        logger.info("training archive uploaded", metadata: ["avatar": "\(avatar.id)", "photos": "\(photos.count)"])
+        return url
+    }
+}

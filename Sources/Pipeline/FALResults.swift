@@ -1,0 +1,102 @@
+public import Avatars
+public import FAL
+public import Foundation
+public import JobQueue
+public import Logging
+import Messages
+import Postgres
+
+/// `fal.result`: a verified FAL webhook (or a polled result) applied to the training it
+/// belongs to. Applying the same result twice changes nothing: every write is guarded by the
+/// avatar's status and attempt, and money moves by unique reference.
+public enum FALResults {
+    public static let kind = "fal.result"
+
+    struct Payload: Decodable {
+        var ref: String?
+        var webhook: FALWebhookPayload
+    }
+
+    /// How often a result whose request id we do not know (yet) is looked at again before it is
+    /// logged and dropped — a webhook can overtake the row that records its submission.
+    static let unknownRequestAttempts = 5
+
+    static func handler(_ context: PipelineContext) -> JobHandler {
+        JobHandler(kind: kind, timeout: .seconds(60)) { job, logger in
+            let payload = try job.decode(Payload.self)
+            let applied = try await apply(payload.webhook, ref: payload.ref, context: context, logger: logger)
+            if !applied {
+                guard job.attempt < unknownRequestAttempts else {
+                    logger.warning("FAL result for a request we never submitted; ignored", metadata: ["fal.request_id": "\(payload.webhook.requestID)"])
+                    return
+                }
+                throw JobFailure.retryAt(Date().addingTimeInterval(Double(job.attempt) * 10), reason: "unknown FAL request id (not recorded yet?)")
+            }
+        }
+    }
+
+    /// Applies a result; false when its request id belongs to nothing we know.
+    @discardableResult
+    public static func apply(_ result: FALWebhookPayload, ref: String?, context: PipelineContext, logger: Logger) async throws -> Bool {
+        let store = context.store
+        var avatar = try await store.avatar(requestID: result.requestID)
+        if avatar == nil, let ref, let (avatarID, attempt) = parseTrainingReference(ref) {
+            // The submit happened but recording its id did not (a crash): adopt it now.
+            if try await store.recordSubmission(avatarID: avatarID, attempt: attempt, requestID: result.requestID) {
+                logger.info("adopted a training request id from its webhook", metadata: ["avatar": "\(avatarID)", "fal.request_id": "\(result.requestID)"])
+                avatar = try await store.avatar(requestID: result.requestID)
+            }
+        }
+        guard let avatar else { return false }
+        guard avatar.status == .training else { return true }  // applied before, or cancelled meanwhile
+
+        if result.status == .ok, let output = trainingOutput(result.payload) {
+            if case .completed(let done) = try await store.completeTraining(avatarID: avatar.id, attempt: avatar.trainingAttempt, loraURL: output.diffusersLoraFile.url, configURL: output.configFile?.url) {
+                try await notify(done, key: "training.completed", event: "done", buttons: [
+                    [OutgoingMessage.Button("button.generate", data: "gen:av:\(done.id.uuidString.lowercased())")],
+                    [OutgoingMessage.Button("button.avatars", data: "av:list:0")],
+                ], context: context)
+                logger.info("training completed", metadata: ["avatar": "\(avatar.id)", "fal.request_id": "\(result.requestID)"])
+            }
+            return true
+        }
+        // ERROR, or OK without a LoRA file: a failure, never a fabricated result.
+        let reason = result.status == .ok ? "training.reason.no_result" : (result.error?.contains("422") == true ? "training.reason.rejected_photos" : "training.reason.service")
+        try await failTraining(avatarID: avatar.id, attempt: avatar.trainingAttempt, reasonKey: reason, context: context, logger: logger)
+        return true
+    }
+
+    static func trainingOutput(_ payload: JSONValue?) -> TrainingOutput? {
+        guard let payload, let data = try? JSONEncoder().encode(payload) else { return nil }
+        return try? JSONDecoder().decode(TrainingOutput.self, from: data)
+    }
+
+    static func parseTrainingReference(_ ref: String) -> (UUID, Int)? {
+        let parts = ref.split(separator: ":")
+        guard parts.count == 3, parts[0] == "train", let id = UUID(uuidString: String(parts[1])), let attempt = Int(parts[2]) else { return nil }
+        return (id, attempt)
+    }
+
+    /// Fails the attempt, refunds it once, and tells the user why (in their language).
+    static func failTraining(avatarID: UUID, attempt: Int, reasonKey: String, context: PipelineContext, logger: Logger) async throws {
+        guard case .failed(let avatar, let refunded) = try await context.store.failTraining(avatarID: avatarID, attempt: attempt, error: reasonKey) else { return }
+        logger.warning("training failed", metadata: ["avatar": "\(avatarID)", "reason": "\(reasonKey)", "refunded": "\(refunded)"])
+        try await notify(avatar, key: "training.failed", event: "failed", reasonKey: reasonKey, buttons: [
+            [OutgoingMessage.Button("button.retry", data: "av:retry:\(avatarID.uuidString.lowercased())"),
+             OutgoingMessage.Button("button.delete", data: "av:del:\(avatarID.uuidString.lowercased())")],
+        ], context: context)
+    }
+
+    /// One message per (avatar, attempt, event), with catalogue keys resolved in the user's language.
+    static func notify(_ avatar: Avatar, key: String, event: String, reasonKey: String? = nil, buttons: [[OutgoingMessage.Button]], context: PipelineContext) async throws {
+        try await context.database.withConnection { connection in
+            let language = try await context.language(of: avatar.userID, on: connection)
+            let catalog = Catalog.shared
+            var arguments = ["name": avatar.name, "price": "\(avatar.trainingPrice ?? 0)"]
+            if let reasonKey { arguments["reason"] = catalog.text(reasonKey, language) }
+            let localized = buttons.map { row in row.map { OutgoingMessage.Button(catalog.text($0.text, language), data: $0.data) } }
+            try await Outbox.send(OutgoingMessage(chatID: avatar.userID, text: catalog.text(key, language, arguments), buttons: localized),
+                                  uniqueKey: "training:\(avatar.id.uuidString.lowercased()):\(avatar.trainingAttempt):\(event)", on: connection, queue: context.queue)
+        }
+    }
+}

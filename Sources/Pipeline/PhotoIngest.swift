@@ -1,0 +1,118 @@
+public import Avatars
+public import Foundation
+import Imaging
+public import JobQueue
+public import Logging
+import Messages
+import ObjectStorage
+import Postgres
+import Signing
+import Telegram
+
+/// `photo.ingest`: one photo (or image document) a user sent for an avatar → Telegram → checks
+/// → MinIO → a row, or a refusal with a reason the bot shows.
+public enum PhotoIngest {
+    public static let kind = "photo.ingest"
+
+    public struct Payload: Codable, Sendable, Equatable {
+        public var userID: Int64
+        public var avatarID: UUID
+        public var fileID: String
+        public var fileUniqueID: String
+        public var fileSize: Int?
+
+        public init(userID: Int64, avatarID: UUID, fileID: String, fileUniqueID: String, fileSize: Int?) {
+            self.userID = userID
+            self.avatarID = avatarID
+            self.fileID = fileID
+            self.fileUniqueID = fileUniqueID
+            self.fileSize = fileSize
+        }
+    }
+
+    /// One job per (avatar, Telegram file): a redelivered or repeated photo is one job.
+    public static func job(_ payload: Payload) throws -> JobRequest {
+        try JobRequest(kind: kind, json: payload, maxAttempts: 8, uniqueKey: "photo:\(payload.avatarID.uuidString.lowercased()):\(payload.fileUniqueID)")
+    }
+
+    /// The photo's id follows from (avatar, Telegram file): a retried job writes the same object
+    /// key, so a crash between upload and insert leaves no orphan.
+    static func photoID(avatarID: UUID, fileUniqueID: String) -> UUID {
+        var bytes = SHA256.hash(Array("\(avatarID.uuidString.lowercased()):\(fileUniqueID)".utf8)).prefix(16).map { $0 }
+        bytes[6] = (bytes[6] & 0x0F) | 0x50  // RFC 4122 layout, name-based
+        bytes[8] = (bytes[8] & 0x3F) | 0x80
+        return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+    }
+
+    static func handler(_ context: PipelineContext) -> JobHandler {
+        JobHandler(kind: kind, timeout: .seconds(120)) { job, logger in
+            try await run(try job.decode(Payload.self), context: context, logger: logger)
+        }
+    }
+
+    public enum Outcome: Sendable, Equatable {
+        case accepted(count: Int, status: AvatarStatus)
+        case rejected(PhotoRejection)
+        case alreadyDecided
+    }
+
+    @discardableResult
+    public static func run(_ payload: Payload, context: PipelineContext, logger: Logger) async throws -> Outcome {
+        let store = context.store
+        if try await store.upload(avatarID: payload.avatarID, fileUniqueID: payload.fileUniqueID) != nil { return .alreadyDecided }
+        guard let avatar = try await store.avatar(payload.avatarID), avatar.userID == payload.userID, avatar.status.acceptsPhotos else {
+            return try await reject(payload, .avatarClosed, context: context)
+        }
+        if let size = payload.fileSize, size > context.settings.maximumPhotoBytes { return try await reject(payload, .tooLarge, context: context) }
+
+        let folder = try context.scratchFolder("photo")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        let path = folder + "/original"
+        do {
+            let file = try await context.telegram.getFile(fileID: payload.fileID)
+            try await context.telegram.download(file, to: path)
+        } catch let error as TelegramError where !error.isTransient {
+            return try await reject(payload, error.description.contains("too big") ? .tooLarge : .unavailable, context: context)
+        }
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+        let header: ImageHeader
+        switch PhotoRules.check(header: ImageHeader.parse(bytes), size: bytes.count, settings: context.settings) {
+        case .failure(let reason): return try await reject(payload, reason, context: context)
+        case .success(let checked): header = checked
+        }
+        let photoID = photoID(avatarID: payload.avatarID, fileUniqueID: payload.fileUniqueID)
+        let key = PhotoRules.objectKey(userID: payload.userID, avatarID: payload.avatarID, photoID: photoID)
+        _ = try await context.storage.put(bucket: context.settings.photoBucket, key: key, fileAt: path, contentType: header.contentType)
+        let added = try await store.addPhoto(
+            avatarID: payload.avatarID, photoID: photoID, objectKey: key, sha256: SHA256.hexDigest(bytes), fileUniqueID: payload.fileUniqueID,
+            format: header.format.rawValue, size: bytes.count, width: header.width, height: header.height, settings: context.settings
+        )
+        switch added {
+        case .accepted(let count, let status):
+            logger.debug("photo accepted", metadata: ["avatar": "\(payload.avatarID)", "count": "\(count)"])
+            return .accepted(count: count, status: status)
+        case .rejected(let reason):
+            // Not ours to keep (a duplicate by content, the cap, a closed avatar): remove what we stored.
+            let kept = try await context.database.query("SELECT 1 FROM avatar_photos WHERE object_key = \(key)").count > 0
+            if !kept { try await context.storage.delete(bucket: context.settings.photoBucket, key: key) }
+            try await notify(payload, reason, context: context)
+            return .rejected(reason)
+        }
+    }
+
+    private static func reject(_ payload: Payload, _ reason: PhotoRejection, context: PipelineContext) async throws -> Outcome {
+        try await context.store.reject(avatarID: payload.avatarID, fileUniqueID: payload.fileUniqueID, reason: reason)
+        try await notify(payload, reason, context: context)
+        return .rejected(reason)
+    }
+
+    /// The refusal's reason, in the user's language.
+    private static func notify(_ payload: Payload, _ reason: PhotoRejection, context: PipelineContext) async throws {
+        try await context.database.withConnection { connection in
+            let language = try await context.language(of: payload.userID, on: connection)
+            let text = Catalog.shared.text(reason.rawValue, language, ["min": "\(context.settings.minimumShortSide)", "max": "\(context.settings.maximumPhotos)"])
+            try await Outbox.send(OutgoingMessage(chatID: payload.userID, text: text), uniqueKey: "photo:\(payload.avatarID.uuidString.lowercased()):\(payload.fileUniqueID)",
+                                  on: connection, queue: context.queue)
+        }
+    }
+}

@@ -1,0 +1,58 @@
+public import Avatars
+public import FAL
+public import Foundation
+public import JobQueue
+public import Logging
+import Messages
+public import ObjectStorage
+public import Postgres
+public import RateLimit
+public import Telegram
+
+/// What the pipeline's handlers work with; built once per worker process.
+public struct PipelineContext: Sendable {
+    public var database: PostgresClient
+    public var storage: ObjectStorage
+    public var fal: FALClient
+    public var telegram: TelegramClient
+    public var settings: PipelineSettings
+    /// Where ZIPs and downloads are staged (removed whatever happens).
+    public var scratchDirectory: String
+
+    public init(database: PostgresClient, storage: ObjectStorage, fal: FALClient, telegram: TelegramClient, settings: PipelineSettings, scratchDirectory: String = NSTemporaryDirectory()) {
+        self.database = database
+        self.storage = storage
+        self.fal = fal
+        self.telegram = telegram
+        self.settings = settings
+        self.scratchDirectory = scratchDirectory
+    }
+
+    var store: AvatarStore { AvatarStore(database: database) }
+    var queue: JobQueue { JobQueue(database: database) }
+
+    /// The user's language for messages.
+    func language(of userID: Int64, on connection: PostgresConnection) async throws -> Catalog.Language {
+        Catalog.Language(languageCode: try await connection.query("SELECT language FROM users WHERE id = \(userID)").first?.decode(String.self, at: 0))
+    }
+
+    /// A fresh scratch folder for one job; the caller removes it.
+    func scratchFolder(_ name: String) throws -> String {
+        let path = scratchDirectory + "/aisha-\(name)-\(UUID().uuidString.lowercased())"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    /// Every pipeline handler.
+    public func handlers(rateLimited: RateLimitedTelegramFactory) -> [JobHandler] {
+        [PhotoIngest.handler(self), AvatarTraining.handler(self), FALResults.handler(self), Outbox.handler(telegram: rateLimited.make(telegram, database), database: database)]
+    }
+}
+
+/// Builds the rate-limited sender (a seam for tests that want other limits).
+public struct RateLimitedTelegramFactory: Sendable {
+    public let make: @Sendable (TelegramClient, PostgresClient) -> RateLimitedTelegram
+    public init(make: @escaping @Sendable (TelegramClient, PostgresClient) -> RateLimitedTelegram = { RateLimitedTelegram(client: $0, limiter: RateLimiter(database: $1)) }) {
+        self.make = make
+    }
+}
