@@ -37,6 +37,7 @@ struct AishaWorker {
             exit(78)  // EX_CONFIG
         }
         try await pipeline.prepareStorage()
+        configuration.periodic += pipeline.periodicJobs
         let handlers = [pruneHandler] + pipeline.handlers(rateLimited: RateLimitedTelegramFactory())
         let worker = JobWorker(queue: queue, handlers: handlers, configuration: configuration, logger: logger)
         let group = ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)

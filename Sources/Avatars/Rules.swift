@@ -42,6 +42,12 @@ public struct PipelineSettings: Sendable {
     public var styleSteps = 1000
     /// Photos downloaded at once while building a training ZIP.
     public var downloadConcurrency = 6
+    /// A training whose webhook has not come this long after submission is polled at FAL.
+    public var reconcileTrainingAfter: TimeInterval = 20 * 60
+    /// A training still unfinished this long after submission is cancelled and refunded.
+    public var trainingTimeout: TimeInterval = 3 * 3600
+    /// How often reconciliation runs.
+    public var reconcileEvery: Duration = .seconds(60)
     /// Our public webhook URL for FAL (`https://…/fal/webhook`).
     public var falWebhookURL: String
 

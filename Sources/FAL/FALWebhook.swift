@@ -22,6 +22,14 @@ public struct FALWebhookPayload: Codable, Sendable, Equatable {
     enum CodingKeys: String, CodingKey {
         case requestID = "request_id", gatewayRequestID = "gateway_request_id", status, error, payload, payloadError = "payload_error"
     }
+
+    /// A result built by polling (reconciliation), shaped like the webhook would have been.
+    public init(requestID: String, status: Status, error: String? = nil, payload: JSONValue? = nil) {
+        self.requestID = requestID
+        self.status = status
+        self.error = error
+        self.payload = payload
+    }
 }
 
 /// Verifies FAL's webhook signatures exactly as external-apis §2.2 describes. Pure: the keys and

@@ -45,8 +45,12 @@ public struct PipelineContext: Sendable {
 
     /// Every pipeline handler.
     public func handlers(rateLimited: RateLimitedTelegramFactory) -> [JobHandler] {
-        [PhotoIngest.handler(self), AvatarTraining.handler(self), FALResults.handler(self), Outbox.handler(telegram: rateLimited.make(telegram, database), database: database)]
+        [PhotoIngest.handler(self), AvatarTraining.handler(self), FALResults.handler(self), Reconciliation.handler(self),
+         Outbox.handler(telegram: rateLimited.make(telegram, database), database: database)]
     }
+
+    /// The pipeline's periodic jobs (reconciliation).
+    public var periodicJobs: [PeriodicJob] { [Reconciliation.periodic(self)] }
 }
 
 /// Builds the rate-limited sender (a seam for tests that want other limits).
