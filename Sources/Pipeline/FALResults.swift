@@ -47,7 +47,7 @@ public enum FALResults {
                 avatar = try await store.avatar(requestID: result.requestID)
             }
         }
-        guard let avatar else { return false }
+        guard let avatar else { return try await Generations.apply(result, ref: ref, context: context, logger: logger) }
         guard avatar.status == .training else { return true }  // applied before, or cancelled meanwhile
 
         if result.status == .ok, let output = trainingOutput(result.payload) {

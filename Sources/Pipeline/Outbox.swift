@@ -3,6 +3,7 @@ public import JobQueue
 import Logging
 public import Postgres
 public import RateLimit
+public import ObjectStorage
 import Telegram
 
 /// A message for a chat, sent by its own `telegram.send` job. Handlers enqueue it in the same
@@ -16,14 +17,28 @@ public struct OutgoingMessage: Codable, Sendable, Equatable {
         public init(_ text: String, data: String) { self.text = text; self.data = data }
     }
 
+    /// A stored image to send (from our object storage, uploaded to Telegram).
+    public struct Photo: Codable, Sendable, Equatable {
+        public var bucket: String
+        public var key: String
+        /// The `generated_images` row that remembers Telegram's `file_id` for re-sending.
+        public var imageID: UUID?
+        public init(bucket: String, key: String, imageID: UUID?) { self.bucket = bucket; self.key = key; self.imageID = imageID }
+    }
+
     public var chatID: Int64
+    /// The text, or the caption when there are photos.
     public var text: String
     public var buttons: [[Button]]
+    /// One photo (with caption and buttons) or an album of 2–10 (caption on the first; albums
+    /// take no buttons, so send those in a message of their own).
+    public var photos: [Photo]
 
-    public init(chatID: Int64, text: String, buttons: [[Button]] = []) {
+    public init(chatID: Int64, text: String, buttons: [[Button]] = [], photos: [Photo] = []) {
         self.chatID = chatID
         self.text = text
         self.buttons = buttons
+        self.photos = photos
     }
 }
 
@@ -42,20 +57,49 @@ public enum Outbox {
     }
 
     /// Sends queued messages. A user who blocked the bot is marked and not written to again.
-    public static func handler(telegram: RateLimitedTelegram, database: PostgresClient) -> JobHandler {
+    public static func handler(telegram: RateLimitedTelegram, database: PostgresClient, storage: ObjectStorage, scratchDirectory: String) -> JobHandler {
         JobHandler(kind: kind, timeout: .seconds(30)) { job, logger in
             let message = try job.decode(OutgoingMessage.self)
             let blocked = try await database.query("SELECT blocked_at IS NOT NULL FROM users WHERE id = \(message.chatID)").first?.decode(Bool.self, at: 0) ?? false
             if blocked { return }
             let markup = message.buttons.isEmpty ? nil : InlineKeyboardMarkup(try message.buttons.map { row in try row.map { try InlineKeyboardButton.callback($0.text, data: $0.data) } })
             do {
-                _ = try await telegram.send(toChat: message.chatID) { try await $0.sendMessage(chatID: message.chatID, text: message.text, replyMarkup: markup) }
+                if message.photos.isEmpty {
+                    _ = try await telegram.send(toChat: message.chatID) { try await $0.sendMessage(chatID: message.chatID, text: message.text, replyMarkup: markup) }
+                } else {
+                    try await sendPhotos(message, markup: markup, telegram: telegram, database: database, storage: storage, scratchDirectory: scratchDirectory)
+                }
             } catch let error as TelegramError where error.kind == .blockedByUser {
                 try await database.query("UPDATE users SET blocked_at = now() WHERE id = \(message.chatID)")
                 logger.info("user blocked the bot; not messaging them again", metadata: ["chat": "\(message.chatID)"])
             } catch let error as TelegramError where !error.isTransient {
                 throw JobFailure.permanent("Telegram refused the message: \(error.kind)")
             }
+        }
+    }
+
+    /// Downloads the photos from storage and uploads them to the chat; remembers their file ids.
+    static func sendPhotos(_ message: OutgoingMessage, markup: InlineKeyboardMarkup?, telegram: RateLimitedTelegram, database: PostgresClient, storage: ObjectStorage, scratchDirectory: String) async throws {
+        let folder = scratchDirectory + "/aisha-send-\(UUID().uuidString.lowercased())"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        var paths: [String] = []
+        for (index, photo) in message.photos.enumerated() {
+            let path = folder + "/\(index).jpg"
+            try await storage.get(bucket: photo.bucket, key: photo.key, toFile: path)
+            paths.append(path)
+        }
+        let sent: [Message]
+        if paths.count == 1 {
+            let path = paths[0]
+            sent = [try await telegram.send(toChat: message.chatID) { try await $0.sendPhoto(chatID: message.chatID, photo: .upload(path: path, filename: "image.jpg"), caption: message.text, replyMarkup: markup) }]
+        } else {
+            let album = paths.enumerated().map { TelegramClient.AlbumPhoto(.upload(path: $1, filename: "image-\($0 + 1).jpg"), caption: $0 == 0 ? message.text : nil) }
+            sent = try await telegram.send(toChat: message.chatID) { try await $0.sendMediaGroup(chatID: message.chatID, photos: album) }
+        }
+        for (photo, sentMessage) in zip(message.photos, sent) {
+            guard let imageID = photo.imageID, let fileID = sentMessage.largestPhoto?.fileID else { continue }
+            try await database.query("UPDATE generated_images SET telegram_file_id = \(fileID) WHERE id = \(imageID)")
         }
     }
 }

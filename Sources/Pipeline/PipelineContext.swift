@@ -46,7 +46,8 @@ public struct PipelineContext: Sendable {
     /// Every pipeline handler.
     public func handlers(rateLimited: RateLimitedTelegramFactory) -> [JobHandler] {
         [PhotoIngest.handler(self), AvatarTraining.handler(self), FALResults.handler(self), Reconciliation.handler(self),
-         Outbox.handler(telegram: rateLimited.make(telegram, database), database: database)]
+         Generations.runHandler(self),
+         Outbox.handler(telegram: rateLimited.make(telegram, database), database: database, storage: storage, scratchDirectory: scratchDirectory)]
     }
 
     /// The pipeline's periodic jobs (reconciliation).
