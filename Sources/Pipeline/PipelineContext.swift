@@ -46,7 +46,7 @@ public struct PipelineContext: Sendable {
     /// Every pipeline handler.
     public func handlers(rateLimited: RateLimitedTelegramFactory) -> [JobHandler] {
         [PhotoIngest.handler(self), AvatarTraining.handler(self), FALResults.handler(self), Reconciliation.handler(self),
-         Generations.runHandler(self),
+         Generations.runHandler(self)] + Purge.handlers(self) + [
          Outbox.handler(telegram: rateLimited.make(telegram, database), database: database, storage: storage, scratchDirectory: scratchDirectory)]
     }
 

@@ -93,3 +93,32 @@ import Testing
         }
     }
 }
+
+@Suite struct PurgeTests {
+    @Test func deletingAnAvatarAndAUserRemovesRowsAndObjects() async throws {
+        try await Harness.run { h in
+            let user: Int64 = 7301
+            let avatar = try await GenerationTests().trained(h, user: user, seedBase: 900)
+            let generations = GenerationStore(database: h.database)
+            guard case .started(let id, _) = try await generations.request(userID: user, avatarID: avatar.id, chatID: user, prompt: "a castle", aspectRatio: "1:1", count: 1, settings: h.context.settings) else { Issue.record("no generation"); return }
+            #expect(try await h.eventually { try await generations.generation(id)?.status == "completed" })
+            let second = try await h.store.createAvatar(userID: user, name: "Second", kind: .style, gender: .other)
+            try await h.sendPhoto(Harness.jpeg(999), userID: user, avatarID: second.id)
+            #expect(try await h.eventually { try await h.store.avatar(second.id)?.photoCount == 1 })
+
+            try await JobQueue(database: h.database).enqueue(try Purge.avatarJob(userID: user, avatarID: avatar.id))
+            #expect(try await h.eventually { try await h.store.avatar(avatar.id) == nil })
+            #expect(try await h.context.storage.list(bucket: h.context.settings.photoBucket, prefix: "\(user)/\(avatar.id.uuidString.lowercased())/").isEmpty)
+            #expect(try await h.context.storage.list(bucket: h.context.settings.photoBucket, prefix: "\(user)/\(second.id.uuidString.lowercased())/").count == 1, "the other avatar is untouched")
+            #expect(try await h.context.storage.list(bucket: h.context.settings.generatedBucket, prefix: "\(user)/").count == 1, "generated images stay in the gallery")
+
+            try await JobQueue(database: h.database).enqueue(try Purge.userJob(userID: user))
+            #expect(try await h.eventually { try await h.database.query("SELECT count(*) FROM users WHERE id = \(user)")[0].decode(Int.self, at: 0) == 0 })
+            #expect(try await h.context.storage.list(bucket: h.context.settings.photoBucket, prefix: "\(user)/").isEmpty)
+            #expect(try await h.context.storage.list(bucket: h.context.settings.generatedBucket, prefix: "\(user)/").isEmpty)
+            for table in ["avatars", "credit_ledger", "generations", "generated_images"] {
+                #expect(try await h.database.query("SELECT count(*) FROM \(identifier: table) WHERE user_id = \(user)")[0].decode(Int.self, at: 0) == 0, "\(table)")
+            }
+        }
+    }
+}
