@@ -113,7 +113,7 @@ let package = Package(
         .executableTarget(
             name: "AishaCLI",
             dependencies: [
-                "Postgres", "JobQueue", "BlockingIO", "Sandbox", "Curl", "Telegram",
+                "Postgres", "JobQueue", "BlockingIO", "Sandbox", "Curl", "Telegram", "Pipeline", "Avatars", "ObjectStorage", "FAL", "Imaging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

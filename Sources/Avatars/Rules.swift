@@ -41,7 +41,7 @@ public struct PipelineSettings: Sendable {
     public var portraitSteps = 2500
     public var styleSteps = 1000
     /// Photos downloaded at once while building a training ZIP.
-    public var downloadConcurrency = 6
+    public var downloadConcurrency = 20
     /// A training whose webhook has not come this long after submission is polled at FAL.
     public var reconcileTrainingAfter: TimeInterval = 20 * 60
     /// A training still unfinished this long after submission is cancelled and refunded.
