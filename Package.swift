@@ -55,7 +55,7 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
-                "Avatars", "Messages", "JobQueue", "Postgres", "ObjectStorage", "FAL", "Telegram", "RateLimit", "Zip", "Imaging", "Signing", "Curl",
+                "Avatars", "Messages", "JobQueue", "Postgres", "ObjectStorage", "FAL", "Telegram", "RateLimit", "Zip", "Imaging", "Signing", "Curl", "BlockingIO",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

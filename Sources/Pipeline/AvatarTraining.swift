@@ -1,4 +1,5 @@
 public import Avatars
+import BlockingIO
 import Curl
 import FAL
 public import Foundation
@@ -12,6 +13,9 @@ import Zip
 /// `avatar.train`: the avatar's photos from MinIO → a ZIP → FAL storage → the trainer, with our
 /// webhook. It never submits twice: the ZIP's URL, a mark set just before the submit call and
 /// FAL's request id are recorded as they happen, and a retried or rescued job resumes from them.
+/// Threads for libzip's blocking work (two trainings can pack at once per worker process).
+let zipThreads = BlockingThreadPool(name: "zip", threadCount: 2)
+
 public enum AvatarTraining {
     public static let kind = "avatar.train"
 
@@ -115,12 +119,14 @@ public enum AvatarTraining {
             try await group.waitForAll()
         }
         let archive = folder + "/photos.zip"
-        var writer = try ZipWriter(path: archive)
-        for (index, photo) in photos.enumerated() {
-            let ext = photo.format == "jpeg" ? "jpg" : photo.format
-            try writer.addFile(at: folder + "/\(index)", as: String(format: "photo_%02d.%@", index + 1, ext))
+        let names = photos.enumerated().map { index, photo in String(format: "photo_%02d.%@", index + 1, photo.format == "jpeg" ? "jpg" : photo.format) }
+        // libzip reads and writes every byte in zip_close: a blocking call, so it runs on a
+        // thread of its own, never on Swift's cooperative pool.
+        try await zipThreads.run {
+            var writer = try ZipWriter(path: archive)
+            for (index, name) in names.enumerated() { try writer.addFile(at: folder + "/\(index)", as: name) }
+            try writer.finish()
         }
-        try writer.finish()
         return try await context.fal.upload(fileAt: archive, contentType: "application/zip", fileName: "photos.zip")
     }
 }
