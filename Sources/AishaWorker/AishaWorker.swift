@@ -23,6 +23,7 @@ struct AishaWorker {
         if let value = environment["AISHA_WORKER_CONCURRENCY"].flatMap(Int.init), value > 0 { configuration.concurrency = value }
         if let value = environment["AISHA_WORKER_SHUTDOWN_GRACE_SECONDS"].flatMap(Int.init), value >= 0 { configuration.shutdownGrace = .seconds(value) }
         configuration.listen = environment["AISHA_WORKER_LISTEN"] != "false"
+        if let value = environment["AISHA_WORKER_LEASE_SECONDS"].flatMap(Int.init), value > 0 { configuration.lease = .seconds(value) }
         let poolSize = environment["AISHA_DB_POOL_SIZE"].flatMap(Int.init) ?? 10
         let database = try PostgresClient(url: url, maxConnections: poolSize, logger: logger)
         let queue = JobQueue(database: database)

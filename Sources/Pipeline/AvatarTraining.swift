@@ -60,6 +60,7 @@ public enum AvatarTraining {
         } else {
             imagesURL = try await uploadArchive(of: avatar, context: context, logger: logger)
             try await store.recordUpload(avatarID: avatarID, attempt: attempt, url: imagesURL)
+            CrashPoints.hit("train:after-upload")
         }
 
         let model: String
@@ -88,6 +89,7 @@ public enum AvatarTraining {
             return
         }
         // A transport error above leaves the mark: FAL may have queued it; the webhook will say.
+        CrashPoints.hit("train:after-submit")
         try await store.recordSubmission(avatarID: avatarID, attempt: attempt, requestID: handle.requestID)
         logger.info("training submitted", metadata: ["avatar": "\(avatarID)", "fal.request_id": "\(handle.requestID)", "model": "\(model)"])
     }

@@ -90,6 +90,7 @@ public final class SandboxFAL: Sendable {
         var pendingFaults: [Fault] = []
         var keys: [Ed25519PrivateKey]
         var httpCalls = 0
+        var uploads = 0
     }
 
     public let configuration: Configuration
@@ -116,6 +117,9 @@ public final class SandboxFAL: Sendable {
 
     /// The public keys the JWKS serves.
     public var publicKeys: [Ed25519PublicKey] { state.withLock { $0.keys.map(\.publicKey) } }
+
+    /// Files uploaded to storage so far.
+    public var uploadCount: Int { state.withLock { $0.uploads } }
 
     /// Every request submitted so far, oldest first.
     public var requests: [QueuedRequest] { state.withLock { state in state.order.compactMap { state.requests[$0] } } }
@@ -159,6 +163,7 @@ public final class SandboxFAL: Sendable {
                 return SandboxHTTP.json(403, #"{"detail":"Invalid upload signature"}"#)
             }
             try await self.storage.write(id, from: request.body)
+            self.state.withLock { $0.uploads += 1 }
             return Response(status: .ok)
         }
         router.get("files/{id}/{name}") { _, context -> Response in
