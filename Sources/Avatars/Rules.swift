@@ -46,6 +46,9 @@ public struct PipelineSettings: Sendable {
     public var reconcileTrainingAfter: TimeInterval = 20 * 60
     /// A training still unfinished this long after submission is cancelled and refunded.
     public var trainingTimeout: TimeInterval = 3 * 3600
+    /// The same for generations (they take seconds, not minutes).
+    public var reconcileGenerationAfter: TimeInterval = 5 * 60
+    public var generationTimeout: TimeInterval = 30 * 60
     /// How often reconciliation runs.
     public var reconcileEvery: Duration = .seconds(60)
     /// Our public webhook URL for FAL (`https://…/fal/webhook`).
@@ -59,6 +62,7 @@ public enum PhotoRejection: String, Error, Sendable, Codable, Equatable {
     case notAnImage = "photo.rejected.not_image"
     case tooSmall = "photo.rejected.too_small"
     case tooLarge = "photo.rejected.too_large"
+    case damaged = "photo.rejected.damaged"
     case duplicate = "photo.rejected.duplicate"
     case limitReached = "photo.rejected.limit"
     case avatarClosed = "photo.rejected.closed"
@@ -68,9 +72,10 @@ public enum PhotoRejection: String, Error, Sendable, Codable, Equatable {
 public enum PhotoRules {
     /// Checks a downloaded file by its bytes (never its name): a JPEG, PNG or WebP whose shorter
     /// side reaches the minimum and whose size is within the limit.
-    public static func check(header: ImageHeader?, size: Int, settings: PipelineSettings) -> Result<ImageHeader, PhotoRejection> {
+    public static func check(header: ImageHeader?, complete: Bool, size: Int, settings: PipelineSettings) -> Result<ImageHeader, PhotoRejection> {
         guard size <= settings.maximumPhotoBytes else { return .failure(.tooLarge) }
         guard let header else { return .failure(.notAnImage) }
+        guard complete else { return .failure(.damaged) }
         guard min(header.width, header.height) >= settings.minimumShortSide else { return .failure(.tooSmall) }
         return .success(header)
     }

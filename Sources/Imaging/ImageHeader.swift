@@ -35,6 +35,24 @@ public struct ImageHeader: Sendable, Equatable {
         return nil
     }
 
+    /// Whether the file of this format ends the way a complete one does — a JPEG's end-of-image
+    /// marker (cameras may append a few bytes after it), a PNG's IEND chunk, a WebP's full RIFF
+    /// length — so a transfer cut short is caught before it reaches a training.
+    public static func isComplete(_ bytes: some Collection<UInt8>, format: Format) -> Bool {
+        let b = Array(bytes)
+        switch format {
+        case .jpeg:
+            let tail = b.suffix(4096)
+            return zip(tail, tail.dropFirst()).contains { $0 == 0xFF && $1 == 0xD9 }
+        case .png:
+            return b.count >= 12 && b.suffix(12).starts(with: [0, 0, 0, 0]) && b.suffix(8).starts(with: Array("IEND".utf8))
+        case .webp:
+            guard b.count >= 12 else { return false }
+            let declared = Int(b[4]) | Int(b[5]) << 8 | Int(b[6]) << 16 | Int(b[7]) << 24
+            return declared + 8 <= b.count
+        }
+    }
+
     private static func png(_ b: [UInt8]) -> ImageHeader? {
         // Signature, then the IHDR chunk: length(4) "IHDR" width(4) height(4), big-endian.
         guard b.count >= 24, b[12..<16].elementsEqual("IHDR".utf8) else { return nil }

@@ -59,7 +59,13 @@ public enum PhotoIngest {
     @discardableResult
     public static func run(_ payload: Payload, context: PipelineContext, logger: Logger) async throws -> Outcome {
         let store = context.store
-        if try await store.upload(avatarID: payload.avatarID, fileUniqueID: payload.fileUniqueID) != nil { return .alreadyDecided }
+        let photoID = photoID(avatarID: payload.avatarID, fileUniqueID: payload.fileUniqueID)
+        let key = PhotoRules.objectKey(userID: payload.userID, avatarID: payload.avatarID, photoID: photoID)
+        if let decided = try await store.upload(avatarID: payload.avatarID, fileUniqueID: payload.fileUniqueID) {
+            // A rerun after a crash between the refusal and the clean-up: finish the clean-up.
+            if !decided.accepted { try await removeUnlessKept(key, context: context) }
+            return .alreadyDecided
+        }
         guard let avatar = try await store.avatar(payload.avatarID), avatar.userID == payload.userID, avatar.status.acceptsPhotos else {
             return try await reject(payload, .avatarClosed, context: context)
         }
@@ -76,12 +82,12 @@ public enum PhotoIngest {
         }
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         let header: ImageHeader
-        switch PhotoRules.check(header: ImageHeader.parse(bytes), size: bytes.count, settings: context.settings) {
+        let parsed = ImageHeader.parse(bytes)
+        let complete = parsed.map { ImageHeader.isComplete(bytes, format: $0.format) } ?? false
+        switch PhotoRules.check(header: parsed, complete: complete, size: bytes.count, settings: context.settings) {
         case .failure(let reason): return try await reject(payload, reason, context: context)
         case .success(let checked): header = checked
         }
-        let photoID = photoID(avatarID: payload.avatarID, fileUniqueID: payload.fileUniqueID)
-        let key = PhotoRules.objectKey(userID: payload.userID, avatarID: payload.avatarID, photoID: photoID)
         _ = try await context.storage.put(bucket: context.settings.photoBucket, key: key, fileAt: path, contentType: header.contentType)
         let added = try await store.addPhoto(
             avatarID: payload.avatarID, photoID: photoID, objectKey: key, sha256: SHA256.hexDigest(bytes), fileUniqueID: payload.fileUniqueID,
@@ -93,11 +99,15 @@ public enum PhotoIngest {
             return .accepted(count: count, status: status)
         case .rejected(let reason):
             // Not ours to keep (a duplicate by content, the cap, a closed avatar): remove what we stored.
-            let kept = try await context.database.query("SELECT 1 FROM avatar_photos WHERE object_key = \(key)").count > 0
-            if !kept { try await context.storage.delete(bucket: context.settings.photoBucket, key: key) }
+            try await removeUnlessKept(key, context: context)
             try await notify(payload, reason, context: context)
             return .rejected(reason)
         }
+    }
+
+    private static func removeUnlessKept(_ key: String, context: PipelineContext) async throws {
+        let kept = try await context.database.query("SELECT 1 FROM avatar_photos WHERE object_key = \(key)").count > 0
+        if !kept { try await context.storage.delete(bucket: context.settings.photoBucket, key: key) }
     }
 
     private static func reject(_ payload: Payload, _ reason: PhotoRejection, context: PipelineContext) async throws -> Outcome {

@@ -70,6 +70,41 @@ public enum Reconciliation {
                 report.timedOut += 1
             }
         }
+        try await reconcileGenerations(context: context, logger: logger, report: &report)
         return report
+    }
+
+    static func reconcileGenerations(context: PipelineContext, logger: Logger, report: inout Report) async throws {
+        let settings = context.settings
+        let overdue = try await context.database.query("""
+            SELECT id, fal_request_id, extract(epoch FROM now() - submitted_at)::float8 FROM generations
+            WHERE status = 'submitted' AND submitted_at < now() - make_interval(secs => \(settings.reconcileGenerationAfter))
+            ORDER BY submitted_at LIMIT 100
+            """).map { (try $0.decode(UUID.self, at: 0), try $0.decode(String.self, at: 1), try $0.decode(Double.self, at: 2)) }
+        for (id, requestID, age) in overdue {
+            report.checked += 1
+            let prefix = "\(context.fal.configuration.queueBaseURL)/\(FALModel.fluxLora)/requests/\(requestID)"
+            let handle = FALClient.QueueHandle(requestID: requestID, responseURL: prefix, statusURL: prefix + "/status", cancelURL: prefix + "/cancel")
+            do {
+                if try await context.fal.status(handle).isCompleted {
+                    let result: FALWebhookPayload
+                    do {
+                        result = FALWebhookPayload(requestID: requestID, status: .ok, payload: try await context.fal.result(handle, as: JSONValue.self))
+                    } catch let error as FALError where !error.retryable {
+                        result = FALWebhookPayload(requestID: requestID, status: .error, error: "Invalid status code: \(error.status)")
+                    }
+                    _ = try await Generations.apply(result, ref: nil, context: context, logger: logger)
+                    report.finished += 1
+                    continue
+                }
+            } catch {
+                logger.warning("reconciliation could not reach FAL", metadata: ["generation": "\(id)", "error": "\(error)"])
+            }
+            if age > settings.generationTimeout {
+                _ = try? await context.fal.cancel(handle)
+                try await Generations.fail(id, reasonKey: "generation.reason.service", context: context, logger: logger)
+                report.timedOut += 1
+            }
+        }
     }
 }

@@ -31,3 +31,20 @@ import Testing
         #expect(ImageHeader.parse([0xFF, 0xD8, 0xFF, 0xD9]) == nil)
     }
 }
+
+@Suite struct ImageCompletenessTests {
+    @Test(arguments: [("JPEG", ImageHeader.Format.jpeg), ("PNG", .png), ("WEBP", .webp)])
+    func completeFilesPassAndTruncatedOnesDoNot(pil: String, format: ImageHeader.Format) async throws {
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("complete-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        // Noise, so the files are large enough to cut in the middle of the image data.
+        let script = "import sys, os\nfrom PIL import Image\nImage.frombytes('RGB', (600, 600), os.urandom(600*600*3)).save(sys.argv[1], '\(pil)')"
+        _ = try await TestServices.run("/usr/bin/env", ["python3", "-c", script, path])
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        #expect(ImageHeader.parse(bytes)?.format == format)
+        #expect(ImageHeader.isComplete(bytes, format: format))
+        let cut = Array(bytes.prefix(bytes.count * 2 / 3))
+        #expect(ImageHeader.parse(cut)?.format == format, "the header survives the cut")
+        #expect(!ImageHeader.isComplete(cut, format: format), "but the file is known to be incomplete")
+    }
+}

@@ -59,3 +59,22 @@ import Testing
         }
     }
 }
+
+@Suite struct GenerationReconciliationTests {
+    @Test func aLostGenerationWebhookIsCompletedByPolling() async throws {
+        try await Harness.run(configure: { $0.reconcileGenerationAfter = 0.3 }) { h in
+            let user: Int64 = 7103
+            let avatar = try await GenerationTests().trained(h, user: user, seedBase: 1100)
+            h.sandbox.fal.inject(.lostWebhook)
+            let generations = GenerationStore(database: h.database)
+            guard case .started(let id, _) = try await generations.request(userID: user, avatarID: avatar.id, chatID: user, prompt: "a lighthouse", aspectRatio: "4:3", count: 1, settings: h.context.settings) else { Issue.record("no generation"); return }
+            #expect(try await h.eventually { try await generations.generation(id)?.status == "submitted" })
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await generations.generation(id)?.status == "submitted", "no webhook came")
+            let report = try await Reconciliation.run(context: h.context, logger: Logger(label: "test"))
+            #expect(report.finished == 1)
+            #expect(try await generations.generation(id)?.status == "completed")
+            #expect(try await h.eventually { h.sandbox.telegram.messages(inChat: user).contains { $0.fromBot && !$0.fileIDs.isEmpty } })
+        }
+    }
+}

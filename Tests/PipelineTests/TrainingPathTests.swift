@@ -6,6 +6,7 @@ import ObjectStorage
 import Pipeline
 import Postgres
 import Sandbox
+import TestSupport
 import Testing
 import Zip
 
@@ -26,8 +27,11 @@ import Zip
             #expect(ready.status == .ready && ready.photoCount == 12)
             let reasons = try await h.database.query("SELECT reason FROM photo_uploads WHERE avatar_id = \(avatar.id) AND outcome = 'rejected' ORDER BY reason").map { try $0.decode(String.self, at: 0) }
             #expect(reasons == ["photo.rejected.duplicate", "photo.rejected.not_image", "photo.rejected.too_small"])
-            let objects = try await h.context.storage.list(bucket: h.context.settings.photoBucket, prefix: "\(user)/\(avatar.id.uuidString.lowercased())/")
-            #expect(objects.count == 12, "exactly the accepted photos are stored, under {user}/{avatar}/{uuid}.jpg")
+            // The refused duplicate's object is removed just after its refusal commits.
+            let cleaned = try await h.eventually {
+                try await h.context.storage.list(bucket: h.context.settings.photoBucket, prefix: "\(user)/\(avatar.id.uuidString.lowercased())/").count == 12
+            }
+            #expect(cleaned, "exactly the accepted photos are stored, under {user}/{avatar}/{uuid}.jpg")
 
             #expect(try await h.store.startTraining(avatarID: avatar.id, userID: user, settings: h.context.settings) == .started(attempt: 1, balance: 50))
             #expect(try await h.store.startTraining(avatarID: avatar.id, userID: user, settings: h.context.settings) == .alreadyTraining, "a double tap charges once")
@@ -131,6 +135,50 @@ import Zip
             let final = try #require(try await h.store.avatar(avatar.id))
             #expect(final.falRequestID == handle.requestID && h.sandbox.fal.requests.count == 1)
             #expect(try await h.balance(user) == 150)
+        }
+    }
+}
+
+@Suite struct PhotoIngestTests {
+    /// Pillow-made PNG and WebP, a truncated JPEG, and an album of 25 at once: 20 kept, the rest
+    /// refused with reasons, and storage holds exactly what was kept.
+    @Test func realFilesAndAnAlbumOfTwentyFive() async throws {
+        try await Harness.run { h in
+            let user: Int64 = 7005
+            let avatar = try await h.userWithAvatar(user)
+            func pillow(_ format: String) async throws -> [UInt8] {
+                let path = NSTemporaryDirectory() + "/pillow-\(UUID())"
+                defer { try? FileManager.default.removeItem(atPath: path) }
+                _ = try await TestServices.run("/usr/bin/env", ["python3", "-c", "import sys, os\nfrom PIL import Image\nImage.frombytes('RGB', (700, 900), os.urandom(700*900*3)).save(sys.argv[1], '\(format)')", path])
+                return try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+            }
+            let png = try await pillow("PNG"), webp = try await pillow("WEBP")
+            let jpeg = try await pillow("JPEG")
+            let truncated = Array(jpeg.prefix(jpeg.count * 2 / 3))  // header intact, image cut short
+            // First the three odd files, one by one; then an album of 22 at once.
+            for (index, file) in [png, webp, truncated].enumerated() {
+                try await h.sendPhoto(file, userID: user, avatarID: avatar.id)
+                #expect(try await h.eventually { try await h.database.query("SELECT count(*) FROM photo_uploads WHERE avatar_id = \(avatar.id)")[0].decode(Int.self, at: 0) == index + 1 })
+            }
+            let users = h.sandbox.telegram.user(id: user)
+            _ = await users.sendAlbum((1...22).map { Harness.jpeg(UInt64(5000 + $0)) })
+            let fileIDs = h.sandbox.telegram.messages(inChat: user).filter { !$0.fromBot }.compactMap(\.fileIDs.first).suffix(22)
+            #expect(fileIDs.count == 22)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for fileID in fileIDs {
+                    group.addTask { try await JobQueue(database: h.database).enqueue(try PhotoIngest.job(.init(userID: user, avatarID: avatar.id, fileID: fileID, fileUniqueID: "u-" + fileID, fileSize: nil))) }
+                }
+                try await group.waitForAll()
+            }
+            #expect(try await h.eventually(.seconds(30)) { try await h.database.query("SELECT count(*) FROM photo_uploads WHERE avatar_id = \(avatar.id)")[0].decode(Int.self, at: 0) == 25 })
+            let accepted = try await h.database.query("SELECT format, count(*) FROM avatar_photos WHERE avatar_id = \(avatar.id) GROUP BY format ORDER BY format").map { "\(try $0.decode(String.self, at: 0))=\(try $0.decode(Int.self, at: 1))" }
+            let total = try await h.store.avatar(avatar.id)?.photoCount
+            #expect(total == 20)
+            #expect(accepted.contains("png=1") && accepted.contains("webp=1"), "\(accepted)")
+            let rejected = try await h.database.query("SELECT reason, count(*) FROM photo_uploads WHERE avatar_id = \(avatar.id) AND outcome = 'rejected' GROUP BY reason ORDER BY reason").map { "\(try $0.decode(String.self, at: 0))=\(try $0.decode(Int.self, at: 1))" }
+            #expect(rejected == ["photo.rejected.damaged=1", "photo.rejected.limit=4"])
+            let cleaned = try await h.eventually { try await h.context.storage.list(bucket: h.context.settings.photoBucket, prefix: "\(user)/").count == 20 }
+            #expect(cleaned, "refused photos were removed from storage")
         }
     }
 }

@@ -52,7 +52,8 @@ import Testing
 
     @Test func theGlobalLimitCapsManyChatsAndRefusalsConsumeNothing() async throws {
         try await TestDatabase.withMigrated { database in
-            let client = try database.client(maxConnections: 10)
+            // 100 transactions serialised on one row: give a loaded machine time to get through them.
+            let client = PostgresClient(configuration: try .init(connectionString: database.url, maxConnections: 10, acquireTimeout: .seconds(120)), logger: TestServices.logger)
             defer { client.shutdown() }
             let limiter = RateLimiter(database: client)
             let started = ContinuousClock.now
