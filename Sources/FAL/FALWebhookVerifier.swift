@@ -13,13 +13,15 @@ public actor FALWebhookVerifier {
     private let http = CurlClient()
     private let cacheDuration: TimeInterval
     private let refetchInterval: TimeInterval
+    private let fetchTimeout: Duration
     private var cached: (keys: [Ed25519PublicKey], fetchedAt: Date)?
     /// How many times the JWKS was fetched (for metrics and tests).
     public private(set) var fetchCount = 0
 
     /// A verifier reading keys from `jwksURL`.
-    public init(jwksURL: String, cacheDuration: TimeInterval = 24 * 3600, refetchInterval: TimeInterval = 60) {
+    public init(jwksURL: String, cacheDuration: TimeInterval = 24 * 3600, refetchInterval: TimeInterval = 60, fetchTimeout: Duration = .seconds(5)) {
         self.jwksURL = jwksURL
+        self.fetchTimeout = fetchTimeout
         self.cacheDuration = cacheDuration
         self.refetchInterval = refetchInterval
     }
@@ -41,7 +43,7 @@ public actor FALWebhookVerifier {
         fetchCount += 1
         let response: CurlResponse
         do {
-            response = try await http.execute(CurlRequest(.get, url: jwksURL, destination: .memory(limit: 1 << 20), timeout: .seconds(5), connectTimeout: .seconds(3)))
+            response = try await http.execute(CurlRequest(.get, url: jwksURL, destination: .memory(limit: 1 << 20), timeout: fetchTimeout, connectTimeout: min(fetchTimeout, .seconds(3))))
         } catch {
             throw .keysUnavailable("\(error)")
         }

@@ -99,8 +99,10 @@ public struct TestDatabase: Sendable {
         }
     }
 
-    /// A client for this database.
+    /// A client for this database. Tests wait up to a minute for a free connection: concurrency
+    /// tests queue many callers on few connections, and a loaded machine is slow to serve them
+    /// (the product's own deadlines are tested where they matter).
     public func client(maxConnections: Int = 4) throws -> PostgresClient {
-        try PostgresClient(url: url, maxConnections: maxConnections, logger: TestServices.logger)
+        PostgresClient(configuration: try .init(connectionString: url, maxConnections: maxConnections, acquireTimeout: .seconds(60)), logger: TestServices.logger)
     }
 }

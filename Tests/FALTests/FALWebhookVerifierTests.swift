@@ -28,7 +28,7 @@ final class JWKSServer: Sendable {
         let server = JWKSServer()
         server.document.withLock { $0 = Vector.jwks }
         try await server.run { url in
-            let verifier = FALWebhookVerifier(jwksURL: url, refetchInterval: 0)
+            let verifier = FALWebhookVerifier(jwksURL: url, refetchInterval: 0, fetchTimeout: .seconds(30))  // generous: loaded test machines
             try await verifier.verify(Vector.headers, body: body, now: Vector.now)
             try await verifier.verify(Vector.headers, body: body, now: Vector.now)
             #expect(await verifier.fetchCount == 1, "the second delivery used the cached keys")
@@ -60,7 +60,7 @@ final class JWKSServer: Sendable {
         let server = JWKSServer()
         server.document.withLock { $0 = Vector.jwks }
         try await server.run { url in
-            let verifier = FALWebhookVerifier(jwksURL: url)  // default: at most one refetch a minute
+            let verifier = FALWebhookVerifier(jwksURL: url, fetchTimeout: .seconds(30))  // default: at most one refetch a minute
             try await verifier.verify(Vector.headers, body: body, now: Vector.now)
             for index in 0..<20 {
                 let forged = FALWebhookSignature.sign(requestID: "f-\(index)", userID: "u", timestamp: 1_735_689_650, body: body, key: Ed25519PrivateKey())
