@@ -60,6 +60,12 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // The Telegram conversation: a pure core plus the telegram.update handler.
+        .target(
+            name: "Bot",
+            dependencies: ["Avatars", "Messages", "Pipeline", "JobQueue", "Postgres", "Telegram", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: swiftSettings
+        ),
         // Local stand-ins for the Telegram Bot API and FAL (tests, demo, benchmarks).
         .target(
             name: "Sandbox",
@@ -103,7 +109,7 @@ let package = Package(
         .executableTarget(
             name: "AishaWorker",
             dependencies: [
-                "Postgres", "JobQueue", "Pipeline",
+                "Postgres", "JobQueue", "Pipeline", "Bot",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -183,7 +189,7 @@ let package = Package(
         .testTarget(
             name: "PipelineTests",
             dependencies: [
-                "Pipeline", "Avatars", "Messages", "JobQueue", "Postgres", "ObjectStorage", "FAL", "Telegram", "RateLimit", "Sandbox", "WebhookServer",
+                "Pipeline", "Bot", "Avatars", "Messages", "JobQueue", "Postgres", "ObjectStorage", "FAL", "Telegram", "RateLimit", "Sandbox", "WebhookServer",
                 "Imaging", "Zip", "TestSupport",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Hummingbird", package: "hummingbird"),
             ],

@@ -1,3 +1,4 @@
+import Bot
 import Foundation
 import JobQueue
 import Logging
@@ -39,7 +40,7 @@ struct AishaWorker {
         }
         try await pipeline.prepareStorage()
         configuration.periodic += pipeline.periodicJobs
-        let handlers = [pruneHandler] + pipeline.handlers(rateLimited: RateLimitedTelegramFactory())
+        let handlers = [pruneHandler, BotHandler.handler(pipeline)] + pipeline.handlers(rateLimited: RateLimitedTelegramFactory())
         let worker = JobWorker(queue: queue, handlers: handlers, configuration: configuration, logger: logger)
         let group = ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()

@@ -82,13 +82,19 @@ public struct AvatarStore: Sendable {
         }
     }
 
-    public func createAvatar(userID: Int64, name: String, kind: AvatarKind, gender: Gender) async throws -> Avatar {
-        let id = UUID()
+    public func createAvatar(id: UUID = UUID(), userID: Int64, name: String, kind: AvatarKind, gender: Gender) async throws -> Avatar {
+        try await database.withConnection { try await Self.createAvatar(id: id, userID: userID, name: name, kind: kind, gender: gender, on: $0) }
+    }
+
+    /// Creates a draft avatar on `connection` (inside the caller's transaction); a repeat with
+    /// the same id returns the existing row.
+    public static func createAvatar(id: UUID, userID: Int64, name: String, kind: AvatarKind, gender: Gender, on connection: PostgresConnection) async throws -> Avatar {
         let trigger = AvatarRules.triggerPhrase(avatarID: id, kind: kind, gender: gender)
-        return try Avatar(row: try await database.query("""
+        try await connection.query("""
             INSERT INTO avatars (id, user_id, name, kind, gender, trigger_phrase) VALUES (\(id), \(userID), \(name), \(kind.rawValue), \(gender.rawValue), \(trigger))
-            RETURNING \(Avatar.columns)
-            """)[0])
+            ON CONFLICT (id) DO NOTHING
+            """)
+        return try Avatar(row: try await connection.query("SELECT \(Avatar.columns) FROM avatars WHERE id = \(id)")[0])
     }
 
     public func avatar(_ id: UUID) async throws -> Avatar? {

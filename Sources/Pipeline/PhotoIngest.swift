@@ -96,12 +96,27 @@ public enum PhotoIngest {
         switch added {
         case .accepted(let count, let status):
             logger.debug("photo accepted", metadata: ["avatar": "\(payload.avatarID)", "count": "\(count)"])
+            if count == context.settings.minimumPhotos { try await announceReady(payload, count: count, context: context) }
             return .accepted(count: count, status: status)
         case .rejected(let reason):
             // Not ours to keep (a duplicate by content, the cap, a closed avatar): remove what we stored.
             try await removeUnlessKept(key, context: context)
             try await notify(payload, reason, context: context)
             return .rejected(reason)
+        }
+    }
+
+    /// At the minimum, once: the user may start training now (price, balance, the button).
+    private static func announceReady(_ payload: Payload, count: Int, context: PipelineContext) async throws {
+        try await context.database.withConnection { connection in
+            let language = try await context.language(of: payload.userID, on: connection)
+            let balance = try await connection.query("SELECT balance FROM users WHERE id = \(payload.userID)").first?.decode(Int.self, at: 0) ?? 0
+            let settings = context.settings, catalog = Catalog.shared
+            let arguments = ["count": "\(count)", "price": "\(settings.trainingPrice)", "balance": "\(balance)", "max": "\(settings.maximumPhotos)"]
+            let id = payload.avatarID.uuidString.lowercased()
+            try await Outbox.send(OutgoingMessage(chatID: payload.userID, text: catalog.text("photos.ready", language, arguments),
+                                                  buttons: [[.init(catalog.text("train.start", language, arguments), data: "train:\(id)")]]),
+                                  uniqueKey: "photos:ready:\(id)", on: connection, queue: context.queue)
         }
     }
 

@@ -28,8 +28,8 @@ public struct PipelineContext: Sendable {
         self.scratchDirectory = scratchDirectory
     }
 
-    var store: AvatarStore { AvatarStore(database: database) }
-    var queue: JobQueue { JobQueue(database: database) }
+    public var store: AvatarStore { AvatarStore(database: database) }
+    public var queue: JobQueue { JobQueue(database: database) }
 
     /// The user's language for messages.
     func language(of userID: Int64, on connection: PostgresConnection) async throws -> Catalog.Language {

@@ -1,4 +1,5 @@
 import Avatars
+import Bot
 import FAL
 import Foundation
 import Hummingbird
@@ -27,6 +28,7 @@ struct Harness: Sendable {
     static func run(
         sandbox: Sandbox = Sandbox(fal: .init(trainingDuration: .milliseconds(300), generationDuration: .milliseconds(50), webhookRetryDelay: .milliseconds(100))),
         configure: @Sendable (inout PipelineSettings) -> Void = { _ in },
+        withBot: Bool = false,
         _ body: @Sendable (Harness) async throws -> Void
     ) async throws {
         try await TestDatabase.withMigrated { testDatabase in
@@ -50,7 +52,9 @@ struct Harness: Sendable {
                     logger.logLevel = .critical
                     var configuration = JobWorker.Configuration()
                     configuration.pollInterval = .milliseconds(100)
-                    let worker = JobWorker(queue: JobQueue(database: database), handlers: context.handlers(rateLimited: RateLimitedTelegramFactory()), configuration: configuration, logger: logger)
+                    let handlers = context.handlers(rateLimited: RateLimitedTelegramFactory()) + (withBot ? [BotHandler.handler(context)] : [])
+                    if withBot { sandbox.telegram.setWebhook(.init(url: serverBase + "/telegram/webhook", secretToken: "pipeline_test")) }
+                    let worker = JobWorker(queue: JobQueue(database: database), handlers: handlers, configuration: configuration, logger: logger)
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask { try await worker.run() }
                         try await body(harness)

@@ -1,0 +1,68 @@
+import Avatars
+import Bot
+import Foundation
+import Pipeline
+import Postgres
+import Sandbox
+import Testing
+
+/// The bot through the real webhook: Sandbox user → aisha-server → telegram.update → replies.
+@Suite struct BotJourneyTests {
+    @Test func startCreateSendPhotosAndTrain() async throws {
+        try await Harness.run(withBot: true) { h in
+            let user = h.sandbox.telegram.user(id: 7501, firstName: "Anna", languageCode: "en")
+            let transcript = h.sandbox.transcript
+            func botSays(_ fragment: String) async -> Bool {
+                await transcript.waitFor(chatID: 7501, timeout: .seconds(20)) { $0.actor == .bot && $0.text.contains(fragment) } != nil
+            }
+            #expect(await user.send("/start") == 200)
+            #expect(await botSays("I am Aisha"))
+            #expect(await user.press("Create an avatar") == 200)
+            #expect(await botSays("What should the avatar learn?"))
+            #expect(await user.press("A person (portrait)") == 200)
+            #expect(await botSays("Who is in the photos?"))
+            #expect(await user.press("A woman") == 200)
+            #expect(await botSays("Give the avatar a name"))
+            #expect(await user.send("x") == 200)
+            #expect(await botSays("must be 2–40 characters"))
+            #expect(await user.send("  Anna at work  ") == 200)
+            #expect(await botSays("you are 18 or older"))
+            #expect(await user.press("I confirm") == 200)
+            #expect(await botSays("Send 10–20 photos for “Anna at work”"))
+            let consented = try await h.database.query("SELECT consented_at IS NOT NULL FROM users WHERE id = 7501")[0].decode(Bool.self, at: 0)
+            #expect(consented)
+            for seed in 1...10 { await user.sendPhoto(Harness.jpeg(UInt64(2000 + seed))) }
+            #expect(await botSays("10 photos received"))
+            #expect(await user.press("Start training") == 200)
+            #expect(await botSays("Training started"))
+            #expect(await botSays("is ready"))
+            let avatar = try #require(try await h.database.query("SELECT \(Avatar.columns) FROM avatars WHERE user_id = 7501").first.map(Avatar.init(row:)))
+            #expect(avatar.name == "Anna at work" && avatar.status == .completed && avatar.photoCount == 10)
+            #expect(try await h.balance(7501) == 50)
+            // Pressing the old "Start training" again changes nothing: no second charge.
+            #expect(await user.press("Start training") == 200)
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try await h.balance(7501) == 50)
+            #expect(h.sandbox.fal.requests.filter { $0.model == "fal-ai/flux-lora-portrait-trainer" }.count == 1)
+        }
+    }
+
+    @Test func anotherUsersTrainButtonIsRefused() async throws {
+        try await Harness.run(withBot: true) { h in
+            let owner = try await h.userWithAvatar(7502)
+            for seed in 1...10 { try await h.sendPhoto(Harness.jpeg(UInt64(3000 + seed)), userID: 7502, avatarID: owner.id) }
+            #expect(try await h.eventually { try await h.store.avatar(owner.id)?.status == .ready })
+            let intruder = h.sandbox.telegram.user(id: 7503, firstName: "Eve")
+            #expect(await intruder.send("/start") == 200)
+            _ = await h.sandbox.transcript.waitFor(chatID: 7503) { $0.actor == .bot }
+            // Eve forges the owner's button on her own chat's message.
+            let message = try #require(h.sandbox.telegram.lastBotMessage(inChat: 7503))
+            #expect(await intruder.forgeCallback(data: "train:\(owner.id.uuidString.lowercased())", messageID: message.id) == 200)
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await h.store.avatar(owner.id)?.status == .ready, "nothing changed for the owner")
+            let (ownerBalance, intruderBalance) = (try await h.balance(7502), try await h.balance(7503))
+            #expect(ownerBalance == 150 && intruderBalance == 150)
+            #expect(await h.sandbox.transcript.waitFor(chatID: 7503) { $0.kind == "toast" && $0.text.contains("no longer valid") } != nil, "a polite alert")
+        }
+    }
+}
