@@ -1,10 +1,12 @@
 public import Avatars
+public import FAL
 import Foundation
 public import JobQueue
 import Logging
 import Messages
 public import Pipeline
 import Postgres
+import Signing
 import Telegram
 
 /// `telegram.update`: decodes the update, loads the chat's step and the facts, runs the pure
@@ -64,6 +66,8 @@ public enum BotHandler {
         let settings = context.settings
         let language = Catalog.Language(languageCode: user.languageCode)
         var startTraining: UUID?
+        var cancelTraining: UUID?
+        var generation: (id: UUID, avatarID: UUID, prompt: String, ratio: String, count: Int)?
         var callbackText: String??
 
         let replyLanguage = try await context.database.withTransaction { tx -> Catalog.Language in
@@ -79,10 +83,16 @@ public enum BotHandler {
             if case .collecting(let id) = step {
                 collecting = try await tx.query("SELECT \(Avatar.columns) FROM avatars WHERE id = \(id) AND user_id = \(user.id)").first.map(Avatar.init(row:))
             }
-            let facts = BotFacts(
+            var facts = BotFacts(
                 isNewUser: isNew, balance: try await CreditLedger.balance(userID: user.id, on: tx), trainingPrice: settings.trainingPrice,
-                minimumPhotos: settings.minimumPhotos, maximumPhotos: settings.maximumPhotos, collecting: collecting, newAvatarID: UUID()
+                minimumPhotos: settings.minimumPhotos, maximumPhotos: settings.maximumPhotos, collecting: collecting, newAvatarID: Self.stableID(updateKey)
             )
+            facts.imagePrice = settings.imagePrice
+            facts.avatars = try await tx.query("SELECT \(Avatar.columns) FROM avatars WHERE user_id = \(user.id) ORDER BY created_at DESC LIMIT 100").map(Avatar.init(row:))
+            // A button naming an avatar: load it only if it is the presser's own.
+            if case .button(let data, _) = event, let id = data.split(separator: ":").last.flatMap({ UUID(uuidString: String($0)) }) {
+                facts.target = try await tx.query("SELECT \(Avatar.columns) FROM avatars WHERE id = \(id) AND user_id = \(user.id)").first.map(Avatar.init(row:))
+            }
             let (next, actions) = Conversation.handle(step, event, facts)
             var userLanguage = Catalog.Language(languageCode: try await tx.query("SELECT language FROM users WHERE id = \(user.id)")[0].decode(String.self, at: 0))
             var replies = 0
@@ -101,6 +111,17 @@ public enum BotHandler {
                     try await context.queue.enqueue(try PhotoIngest.job(.init(userID: user.id, avatarID: avatarID, fileID: fileID, fileUniqueID: fileUniqueID, fileSize: size)), on: tx)
                 case .startTraining(let avatarID):
                     startTraining = avatarID
+                case .setMain(let avatarID):
+                    try await tx.query("UPDATE avatars SET is_main = false WHERE user_id = \(user.id) AND is_main AND id <> \(avatarID)")
+                    try await tx.query("UPDATE avatars SET is_main = true WHERE id = \(avatarID) AND user_id = \(user.id) AND status = 'completed'")
+                case .rename(let avatarID, let name):
+                    try await tx.query("UPDATE avatars SET name = \(name) WHERE id = \(avatarID) AND user_id = \(user.id)")
+                case .deleteAvatar(let avatarID):
+                    try await context.queue.enqueue(try Purge.avatarJob(userID: user.id, avatarID: avatarID), on: tx)
+                case .cancelTraining(let avatarID):
+                    cancelTraining = avatarID
+                case .requestGeneration(let id, let avatarID, let prompt, let ratio, let count):
+                    generation = (id, avatarID, prompt, ratio, count)
                 case .setLanguage(let code):
                     try await tx.query("UPDATE users SET language = \(code) WHERE id = \(user.id)")
                     userLanguage = Catalog.Language(languageCode: code)
@@ -128,15 +149,59 @@ public enum BotHandler {
                 try await Outbox.send(render(reply, chatID: chatID, language: replyLanguage), uniqueKey: "update:\(updateKey):train", on: connection, queue: context.queue)
             }
         }
+        if let avatarID = cancelTraining {
+            try await cancel(avatarID, userID: user.id, chatID: chatID, updateKey: updateKey, language: replyLanguage, context: context)
+        }
+        if let request = generation {
+            // The generation id comes from the update id: a redelivered update is the same request.
+            let outcome = try await GenerationStore(database: context.database).request(
+                id: request.id, userID: user.id, avatarID: request.avatarID, chatID: chatID, prompt: request.prompt,
+                aspectRatio: request.ratio, count: request.count, settings: settings)
+            let reply: Reply = switch outcome {
+            case .started(_, let balance): Reply("generate.started", ["count": "\(request.count)", "balance": "\(balance)"])
+            case .insufficientCredits(let price, let balance): Reply("generate.insufficient", ["price": "\(price)", "balance": "\(balance)", "missing": "\(price - balance)"])
+            case .avatarNotReady, .invalid: Reply("stale.button")
+            }
+            try await context.database.withConnection { connection in
+                try await Outbox.send(render(reply, chatID: chatID, language: replyLanguage), uniqueKey: "update:\(updateKey):generate", on: connection, queue: context.queue)
+            }
+            if case .started = outcome { try? await context.telegram.sendChatAction(chatID: chatID, action: "upload_photo") }
+        }
         if let callbackID, let text = callbackText {
             // Best effort: Telegram forgets queries after ~15 s, and a late answer changes nothing.
             try? await context.telegram.answerCallbackQuery(id: callbackID, text: text)
         }
     }
 
+    /// Renders a reply in `language`. Arguments that are themselves catalogue keys (a status, a
+    /// kind) are translated too.
     static func render(_ reply: Reply, chatID: Int64, language: Catalog.Language) -> OutgoingMessage {
         let catalog = Catalog.shared
-        return OutgoingMessage(chatID: chatID, text: catalog.text(reply.key, language, reply.arguments),
-                               buttons: reply.buttons.map { row in row.map { .init(catalog.text($0.key, language, $0.arguments), data: $0.data) } })
+        func localized(_ arguments: [String: String]) -> [String: String] { arguments.mapValues { catalog.has($0) ? catalog.text($0, language) : $0 } }
+        return OutgoingMessage(chatID: chatID, text: catalog.text(reply.key, language, localized(reply.arguments)),
+                               buttons: reply.buttons.map { row in row.map { .init(catalog.text($0.key, language, localized($0.arguments)), data: $0.data) } })
+    }
+
+    /// A UUID derived from the update: an id this update creates is the same on a redelivery.
+    static func stableID(_ key: String) -> UUID {
+        var bytes = Array(SHA256.hash(Array("aisha-update:\(key)".utf8)).prefix(16))
+        bytes[6] = (bytes[6] & 0x0F) | 0x50
+        bytes[8] = (bytes[8] & 0x3F) | 0x80
+        return UUID(uuid: (bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7], bytes[8], bytes[9], bytes[10], bytes[11], bytes[12], bytes[13], bytes[14], bytes[15]))
+    }
+
+    /// Cancels a training at FAL (best effort) and refunds it, then says so.
+    static func cancel(_ avatarID: UUID, userID: Int64, chatID: Int64, updateKey: String, language: Catalog.Language, context: PipelineContext) async throws {
+        guard let avatar = try await context.store.avatar(avatarID), avatar.userID == userID, avatar.status == .training else { return }
+        if let requestID = avatar.falRequestID {
+            let model = try await context.database.query("SELECT training_model FROM avatars WHERE id = \(avatarID)").first?.decode(String?.self, at: 0) ?? "fal-ai/flux-lora-portrait-trainer"
+            let prefix = "\(context.fal.configuration.queueBaseURL)/\(model)/requests/\(requestID)"
+            _ = try? await context.fal.cancel(.init(requestID: requestID, responseURL: prefix, statusURL: prefix + "/status", cancelURL: prefix + "/cancel"))
+        }
+        guard case .failed(let cancelled, let refunded) = try await context.store.failTraining(avatarID: avatarID, attempt: avatar.trainingAttempt, error: "cancelled", status: .cancelled) else { return }
+        try await context.database.withConnection { connection in
+            let text = Catalog.shared.text("training.cancelled", language, ["name": cancelled.name, "price": "\(refunded)"])
+            try await Outbox.send(OutgoingMessage(chatID: chatID, text: text), uniqueKey: "update:\(updateKey):cancel", on: connection, queue: context.queue)
+        }
     }
 }

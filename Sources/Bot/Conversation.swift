@@ -9,6 +9,11 @@ public enum ChatStep: Codable, Sendable, Equatable {
     case enterName(AvatarKind, Gender)
     case consent(AvatarKind, Gender, String)
     case collecting(UUID)
+    case renaming(UUID)
+    /// Waiting for a scene description for this avatar.
+    case prompt(UUID)
+    case aspect(UUID, String)
+    case count(UUID, String, String)
 }
 
 /// What arrived, already reduced to what the conversation cares about.
@@ -31,8 +36,13 @@ public struct BotFacts: Sendable, Equatable {
     public var maximumPhotos: Int
     /// The avatar being collected for, when the step names one and it belongs to this user.
     public var collecting: Avatar?
-    /// An id for an avatar this update may create (injected, so the core stays pure).
+    /// An id for an avatar or generation this update may create (injected, so the core stays pure).
     public var newAvatarID: UUID
+    /// The user's avatars, newest first (for the gallery and /generate).
+    public var avatars: [Avatar] = []
+    /// The avatar a pressed button names, if it belongs to the presser (nil: foreign or gone).
+    public var target: Avatar?
+    public var imagePrice: Int = 5
 
     public init(isNewUser: Bool, balance: Int, trainingPrice: Int, minimumPhotos: Int, maximumPhotos: Int, collecting: Avatar?, newAvatarID: UUID) {
         self.isNewUser = isNewUser
@@ -73,6 +83,11 @@ public enum BotAction: Sendable, Equatable {
     case ingestPhoto(avatarID: UUID, fileID: String, fileUniqueID: String, fileSize: Int?)
     case startTraining(avatarID: UUID)
     case setLanguage(String)
+    case setMain(avatarID: UUID)
+    case rename(avatarID: UUID, name: String)
+    case deleteAvatar(avatarID: UUID)
+    case cancelTraining(avatarID: UUID)
+    case requestGeneration(id: UUID, avatarID: UUID, prompt: String, aspectRatio: String, count: Int)
 }
 
 /// The conversation: a pure function of (step, event, facts) → (next step, actions). No I/O,
@@ -113,9 +128,24 @@ public enum Conversation {
         case .command("/create", _), .button("av:new", _):
             actions.append(.reply(Reply("create.kind", buttons: [[button("kind.portrait", "kind:portrait"), button("kind.style", "kind:style")], [button("button.cancel", "cancel")]])))
             return (.chooseKind, actions)
+        case .command("/avatars", _):
+            actions.append(.reply(gallery(facts.avatars, page: 0)))
+            return (.idle, actions)
+        case .button(let data, _) where data.hasPrefix("av:list:"):
+            actions.append(.reply(gallery(facts.avatars, page: Int(data.dropFirst("av:list:".count)) ?? 0)))
+            return (.idle, actions)
+        case .command("/generate", _):
+            guard let avatar = facts.avatars.first(where: { $0.isMain }) ?? facts.avatars.first(where: { $0.status == .completed }) else {
+                actions.append(.reply(Reply("generate.no_avatar", buttons: mainMenu)))
+                return (.idle, actions)
+            }
+            actions.append(.reply(Reply("generate.prompt", ["name": avatar.name])))
+            return (.prompt(avatar.id), actions)
         case .command(_, _):
             actions.append(.reply(Reply("unknown.command", buttons: mainMenu)))
             return (step, actions)
+        case .button(let data, _) where data.hasPrefix("av:") || data.hasPrefix("gen:av:"):
+            return avatarButton(data, step: step, facts: facts, actions: actions)
         default:
             break
         }
@@ -149,6 +179,38 @@ public enum Conversation {
             }
             actions.append(.ingestPhoto(avatarID: avatarID, fileID: fileID, fileUniqueID: fileUniqueID, fileSize: size))
             return (step, actions)
+        case (.renaming(let avatarID), .text(let text)):
+            guard let name = AvatarRules.validName(text) else {
+                actions.append(.reply(Reply("create.name.invalid")))
+                return (step, actions)
+            }
+            actions.append(.rename(avatarID: avatarID, name: name))
+            actions.append(.reply(Reply("avatar.renamed", ["name": name], buttons: mainMenu)))
+            return (.idle, actions)
+        case (.prompt(let avatarID), .text(let text)):
+            let prompt = text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard (3...1000).contains(prompt.count) else {
+                actions.append(.reply(Reply("generate.prompt.invalid")))
+                return (step, actions)
+            }
+            let ratios = ["1:1", "3:4", "4:3", "9:16", "16:9"]
+            actions.append(.reply(Reply("generate.aspect", buttons: [ratios.map { button("aspect." + $0, "asp:" + $0) }, [button("button.cancel", "cancel")]])))
+            return (.aspect(avatarID, prompt), actions)
+        case (.aspect(let avatarID, let prompt), .button(let data, _)) where data.hasPrefix("asp:"):
+            let ratio = String(data.dropFirst(4))
+            guard ["1:1", "3:4", "4:3", "9:16", "16:9"].contains(ratio) else { return (step, [.answerCallback(textKey: "stale.button")]) }
+            actions.append(.reply(Reply("generate.count", ["price": "\(facts.imagePrice)", "balance": "\(facts.balance)"],
+                                        buttons: [(1...4).map { button("count.n", "cnt:\($0)", ["n": "\($0)", "price": "\($0 * facts.imagePrice)"]) }, [button("button.cancel", "cancel")]])))
+            return (.count(avatarID, prompt, ratio), actions)
+        case (.count(let avatarID, let prompt, let ratio), .button(let data, _)) where data.hasPrefix("cnt:"):
+            guard let count = Int(data.dropFirst(4)), (1...4).contains(count) else { return (step, [.answerCallback(textKey: "stale.button")]) }
+            guard facts.balance >= count * facts.imagePrice else {
+                let price = count * facts.imagePrice
+                actions.append(.reply(Reply("generate.insufficient", ["price": "\(price)", "balance": "\(facts.balance)", "missing": "\(price - facts.balance)"], buttons: mainMenu)))
+                return (.idle, actions)
+            }
+            actions.append(.requestGeneration(id: facts.newAvatarID, avatarID: avatarID, prompt: prompt, aspectRatio: ratio, count: count))
+            return (.idle, actions)
         case (.collecting, .otherFile):
             actions.append(.reply(Reply("photo.rejected.not_image")))
             return (step, actions)
@@ -175,6 +237,92 @@ public enum Conversation {
         default:
             actions.append(.reply(Reply("menu.hint", buttons: mainMenu)))
             return (step, actions)
+        }
+    }
+
+    static let pageSize = 5
+
+    /// The gallery: one line per avatar (name, kind, status, photos, date), a button to open each,
+    /// and paging.
+    static func gallery(_ avatars: [Avatar], page: Int) -> Reply {
+        guard !avatars.isEmpty else { return Reply("gallery.empty", buttons: [[button("menu.create", "av:new")]]) }
+        let pages = (avatars.count + pageSize - 1) / pageSize
+        let page = min(max(0, page), pages - 1)
+        let shown = avatars.dropFirst(page * pageSize).prefix(pageSize)
+        var rows = shown.map { [button("gallery.open", "av:open:\($0.id.uuidString.lowercased())", ["name": $0.name, "status": "status." + $0.status.rawValue])] }
+        var paging: [Reply.Button] = []
+        if page > 0 { paging.append(button("gallery.previous", "av:list:\(page - 1)")) }
+        if page + 1 < pages { paging.append(button("gallery.next", "av:list:\(page + 1)")) }
+        if !paging.isEmpty { rows.append(paging) }
+        rows.append([button("menu.create", "av:new")])
+        return Reply("gallery.title", ["count": "\(avatars.count)", "page": "\(page + 1)", "pages": "\(pages)"], buttons: rows)
+    }
+
+    /// An avatar's card: its facts and the buttons its status allows.
+    static func card(_ avatar: Avatar) -> Reply {
+        let id = avatar.id.uuidString.lowercased()
+        var rows: [[Reply.Button]]
+        switch avatar.status {
+        case .draft, .ready: rows = [[button("card.continue", "av:cont:\(id)")], [button("button.delete", "av:del:\(id)")]]
+        case .training: rows = [[button("card.status", "av:status:\(id)"), button("card.cancel", "av:cancel:\(id)")]]
+        case .completed:
+            rows = [[button("button.generate", "gen:av:\(id)")]]
+            if !avatar.isMain { rows.append([button("card.main", "av:main:\(id)")]) }
+            rows.append([button("card.rename", "av:ren:\(id)"), button("button.delete", "av:del:\(id)")])
+        case .failed, .cancelled: rows = [[button("button.retry", "av:retry:\(id)"), button("button.delete", "av:del:\(id)")]]
+        }
+        rows.append([button("menu.avatars", "av:list:0")])
+        let created = ISO8601DateFormatter.string(from: avatar.createdAt, timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withFullDate])
+        return Reply("card", ["name": avatar.name, "kind": "kind.\(avatar.kind.rawValue)", "status": "status.\(avatar.status.rawValue)",
+                              "photos": "\(avatar.photoCount)", "created": created, "main": avatar.isMain ? "card.is_main" : ""], buttons: rows)
+    }
+
+    /// Buttons that name an avatar: only the presser's own avatar, in a status that allows the action.
+    static func avatarButton(_ data: String, step: ChatStep, facts: BotFacts, actions: [BotAction]) -> (ChatStep, [BotAction]) {
+        var actions = actions
+        let stale: (ChatStep, [BotAction]) = (step, [.answerCallback(textKey: "stale.button")])
+        guard let avatar = facts.target, data.hasSuffix(avatar.id.uuidString.lowercased()) else { return stale }
+        let verb = data.hasPrefix("gen:av:") ? "gen" : String(data.split(separator: ":")[1])
+        switch (verb, avatar.status) {
+        case ("open", _):
+            actions.append(.reply(card(avatar)))
+            return (step, actions)
+        case ("cont", .draft), ("cont", .ready):
+            actions.append(.reply(Reply("photos.continue", ["name": avatar.name, "count": "\(avatar.photoCount)", "min": "\(facts.minimumPhotos)", "max": "\(facts.maximumPhotos)"],
+                                        buttons: avatar.photoCount >= facts.minimumPhotos ? [[button("train.start", "train:\(avatar.id.uuidString.lowercased())", ["price": "\(facts.trainingPrice)"])]] : [])))
+            return (.collecting(avatar.id), actions)
+        case ("status", .training):
+            actions.append(.reply(Reply("training.status", ["name": avatar.name])))
+            return (step, actions)
+        case ("cancel", .training):
+            actions.append(.cancelTraining(avatarID: avatar.id))
+            return (.idle, actions)
+        case ("retry", .failed), ("retry", .cancelled):
+            guard facts.balance >= facts.trainingPrice else {
+                actions.append(.reply(Reply("train.insufficient", ["price": "\(facts.trainingPrice)", "balance": "\(facts.balance)", "missing": "\(facts.trainingPrice - facts.balance)"])))
+                return (step, actions)
+            }
+            return (.idle, actions + [.startTraining(avatarID: avatar.id)])
+        case ("main", .completed):
+            actions.append(.setMain(avatarID: avatar.id))
+            actions.append(.reply(Reply("avatar.main", ["name": avatar.name], buttons: mainMenu)))
+            return (step, actions)
+        case ("ren", .completed):
+            actions.append(.reply(Reply("avatar.rename", ["name": avatar.name])))
+            return (.renaming(avatar.id), actions)
+        case ("del", _):
+            actions.append(.reply(Reply("avatar.delete.confirm", ["name": avatar.name],
+                                        buttons: [[button("avatar.delete.yes", "av:delok:\(avatar.id.uuidString.lowercased())"), button("button.cancel", "cancel")]])))
+            return (step, actions)
+        case ("delok", _):
+            actions.append(.deleteAvatar(avatarID: avatar.id))
+            actions.append(.reply(Reply("avatar.deleted", ["name": avatar.name], buttons: mainMenu)))
+            return (.idle, actions)
+        case ("gen", .completed):
+            actions.append(.reply(Reply("generate.prompt", ["name": avatar.name])))
+            return (.prompt(avatar.id), actions)
+        default:
+            return stale
         }
     }
 }

@@ -34,6 +34,9 @@ public struct Catalog: Sendable {
         return text
     }
 
+    /// Whether `key` is a catalogue key.
+    public func has(_ key: String) -> Bool { texts[.en]?[key] != nil }
+
     /// Keys present in one language but not the other (a test keeps this empty).
     public var missingTranslations: [String] {
         let en = Set(texts[.en]?.keys ?? [:].keys), ru = Set(texts[.ru]?.keys ?? [:].keys)

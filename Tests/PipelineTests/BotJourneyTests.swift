@@ -1,6 +1,7 @@
 import Avatars
 import Bot
 import Foundation
+import ObjectStorage
 import Pipeline
 import Postgres
 import Sandbox
@@ -63,6 +64,54 @@ import Testing
             let (ownerBalance, intruderBalance) = (try await h.balance(7502), try await h.balance(7503))
             #expect(ownerBalance == 150 && intruderBalance == 150)
             #expect(await h.sandbox.transcript.waitFor(chatID: 7503) { $0.kind == "toast" && $0.text.contains("no longer valid") } != nil, "a polite alert")
+        }
+    }
+}
+
+@Suite struct BotGalleryTests {
+    @Test func galleryMainRenameGenerateAndDelete() async throws {
+        try await Harness.run(withBot: true) { h in
+            let avatar = try await GenerationTests().trained(h, user: 7601, seedBase: 4000)
+            let user = h.sandbox.telegram.user(id: 7601)
+            let transcript = h.sandbox.transcript
+            func botSays(_ fragment: String) async -> Bool {
+                await transcript.waitFor(chatID: 7601, timeout: .seconds(20)) { $0.actor == .bot && $0.text.contains(fragment) } != nil
+            }
+            #expect(await user.send("/avatars") == 200)
+            #expect(await botSays("Your avatars (1), page 1 of 1"))
+            #expect(await user.press("Me at work · ready") == 200)
+            #expect(await botSays("Status: ready"))
+            let card = try #require(h.sandbox.telegram.lastBotMessage(inChat: 7601))
+            #expect(card.keyboard.flatMap { $0 }.map(\.text) == ["Generate", "Rename", "Delete", "My avatars"], "already main: no Set as main")
+            #expect(await user.press("Rename") == 200)
+            #expect(await botSays("Send the new name"))
+            #expect(await user.send("Office me") == 200)
+            #expect(await botSays("Renamed to “Office me”"))
+            #expect(try await h.store.avatar(avatar.id)?.name == "Office me")
+
+            #expect(await user.send("/generate") == 200)
+            #expect(await botSays("Describe the scene for “Office me”"))
+            #expect(await user.send("hiking in the Alps at sunrise") == 200)
+            #expect(await botSays("Choose the shape"))
+            #expect(await user.press("9:16") == 200)
+            #expect(await botSays("How many images?"))
+            #expect(await user.press("2 (10)") == 200)
+            #expect(await botSays("Generating 2 image(s)"))
+            #expect(await botSays("More?"))
+            let album = h.sandbox.telegram.messages(inChat: 7601).filter { $0.fromBot && $0.mediaGroupID != nil }
+            #expect(album.count == 2)
+            #expect(try await h.balance(7601) == 40)
+
+            let seen = transcript.events(chatID: 7601).count
+            #expect(await user.send("/avatars") == 200)
+            #expect(await transcript.waitFor(chatID: 7601, after: seen) { $0.actor == .bot && $0.text.contains("Your avatars (1)") } != nil)
+            #expect(await user.press("Office me · ready") == 200)
+            #expect(await transcript.waitFor(chatID: 7601, after: seen) { $0.actor == .bot && $0.text.contains("“Office me”") && $0.text.contains("Status") } != nil)
+            #expect(await user.press("Delete") == 200)
+            #expect(await botSays("Delete “Office me”?"))
+            #expect(await user.press("Yes, delete") == 200)
+            #expect(try await h.eventually { try await h.store.avatar(avatar.id) == nil })
+            #expect(try await h.context.storage.list(bucket: h.context.settings.photoBucket, prefix: "7601/").isEmpty)
         }
     }
 }
