@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "Telegram", dependencies: ["Curl"], swiftSettings: swiftSettings),
         .target(name: "RateLimit", dependencies: ["Postgres", "JobQueue", "Telegram"], swiftSettings: swiftSettings),
         // Every user-facing text, English and Russian, as data.
-        .target(name: "Messages", resources: [.copy("Resources/en.json"), .copy("Resources/ru.json")], swiftSettings: swiftSettings),
+        .target(name: "Messages", resources: [.copy("Resources/en.json"), .copy("Resources/ru.json"), .copy("Resources/presets.json")], swiftSettings: swiftSettings),
         // The domain: users, credits, avatars, photos, generations; pure rules plus their tables.
         .target(name: "Avatars", dependencies: ["Postgres", "JobQueue", "Imaging"], swiftSettings: swiftSettings),
         // The worker's job handlers: photo ingest, training, FAL results, the outbox.

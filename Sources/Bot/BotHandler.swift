@@ -88,6 +88,15 @@ public enum BotHandler {
                 minimumPhotos: settings.minimumPhotos, maximumPhotos: settings.maximumPhotos, collecting: collecting, newAvatarID: Self.stableID(updateKey)
             )
             facts.imagePrice = settings.imagePrice
+            let userLanguageCode = try await tx.query("SELECT language FROM users WHERE id = \(user.id)")[0].decode(String.self, at: 0)
+            facts.language = userLanguageCode
+            if case .command("/balance", _) = event { facts.history = try await Self.history(userID: user.id, language: Catalog.Language(languageCode: userLanguageCode), on: tx) }
+            if case .button("bal", _) = event { facts.history = try await Self.history(userID: user.id, language: Catalog.Language(languageCode: userLanguageCode), on: tx) }
+            if case .button(let data, _) = event, data.hasPrefix("gen:"), let id = data.split(separator: ":").last.flatMap({ UUID(uuidString: String($0)) }),
+               let row = try await tx.query("SELECT avatar_id, prompt, aspect_ratio, image_count FROM generations WHERE id = \(id) AND user_id = \(user.id)").first,
+               let avatarID = try row.decode(UUID?.self, at: 0) {
+                facts.targetGeneration = (avatarID, try row.decode(String.self, at: 1), try row.decode(String.self, at: 2), try row.decode(Int.self, at: 3))
+            }
             facts.avatars = try await tx.query("SELECT \(Avatar.columns) FROM avatars WHERE user_id = \(user.id) ORDER BY created_at DESC LIMIT 100").map(Avatar.init(row:))
             // A button naming an avatar: load it only if it is the presser's own.
             if case .button(let data, _) = event, let id = data.split(separator: ":").last.flatMap({ UUID(uuidString: String($0)) }) {
@@ -118,6 +127,8 @@ public enum BotHandler {
                     try await tx.query("UPDATE avatars SET name = \(name) WHERE id = \(avatarID) AND user_id = \(user.id)")
                 case .deleteAvatar(let avatarID):
                     try await context.queue.enqueue(try Purge.avatarJob(userID: user.id, avatarID: avatarID), on: tx)
+                case .deleteMe:
+                    try await context.queue.enqueue(try Purge.userJob(userID: user.id), on: tx)
                 case .cancelTraining(let avatarID):
                     cancelTraining = avatarID
                 case .requestGeneration(let id, let avatarID, let prompt, let ratio, let count):
@@ -180,6 +191,19 @@ public enum BotHandler {
         func localized(_ arguments: [String: String]) -> [String: String] { arguments.mapValues { catalog.has($0) ? catalog.text($0, language) : $0 } }
         return OutgoingMessage(chatID: chatID, text: catalog.text(reply.key, language, localized(reply.arguments)),
                                buttons: reply.buttons.map { row in row.map { .init(catalog.text($0.key, language, localized($0.arguments)), data: $0.data) } })
+    }
+
+    /// The last movements, newest first: `+150 welcome · 2026-11-25`.
+    static func history(userID: Int64, language: Catalog.Language, on connection: PostgresConnection) async throws -> String {
+        let rows = try await connection.query("SELECT amount, reason, created_at FROM credit_ledger WHERE user_id = \(userID) ORDER BY id DESC LIMIT 5").map {
+            (try $0.decode(Int.self, at: 0), try $0.decode(String.self, at: 1), try $0.decode(Date.self, at: 2))
+        }
+        let catalog = Catalog.shared
+        return rows.map { amount, reason, date in
+            let day = ISO8601DateFormatter.string(from: date, timeZone: TimeZone(identifier: "UTC")!, formatOptions: [.withFullDate])
+            let label = catalog.has("ledger." + reason) ? catalog.text("ledger." + reason, language) : reason
+            return "\(amount > 0 ? "+" : "")\(amount) \(label) · \(day)"
+        }.joined(separator: "\n")
     }
 
     /// A UUID derived from the update: an id this update creates is the same on a redelivery.

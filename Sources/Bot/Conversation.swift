@@ -1,5 +1,6 @@
 public import Avatars
 public import Foundation
+import Messages
 
 /// Where a chat is in a conversation. Persisted as JSON in `chat_state`.
 public enum ChatStep: Codable, Sendable, Equatable {
@@ -28,7 +29,7 @@ public enum BotEvent: Sendable, Equatable {
 }
 
 /// What the conversation needs to know from the database to decide.
-public struct BotFacts: Sendable, Equatable {
+public struct BotFacts: Sendable {
     public var isNewUser: Bool
     public var balance: Int
     public var trainingPrice: Int
@@ -43,6 +44,12 @@ public struct BotFacts: Sendable, Equatable {
     /// The avatar a pressed button names, if it belongs to the presser (nil: foreign or gone).
     public var target: Avatar?
     public var imagePrice: Int = 5
+    /// `en` or `ru`, for data that carries its own translations (style presets).
+    public var language = "en"
+    /// The last ledger movements, already rendered in the user's language.
+    public var history = ""
+    /// A generation a pressed button names, if it is the presser's: (avatar, prompt, ratio, count).
+    public var targetGeneration: (avatarID: UUID, prompt: String, aspectRatio: String, count: Int)?
 
     public init(isNewUser: Bool, balance: Int, trainingPrice: Int, minimumPhotos: Int, maximumPhotos: Int, collecting: Avatar?, newAvatarID: UUID) {
         self.isNewUser = isNewUser
@@ -88,6 +95,7 @@ public enum BotAction: Sendable, Equatable {
     case deleteAvatar(avatarID: UUID)
     case cancelTraining(avatarID: UUID)
     case requestGeneration(id: UUID, avatarID: UUID, prompt: String, aspectRatio: String, count: Int)
+    case deleteMe
 }
 
 /// The conversation: a pure function of (step, event, facts) → (next step, actions). No I/O,
@@ -112,7 +120,7 @@ public enum Conversation {
             actions.append(.reply(Reply("help", ["min": "\(facts.minimumPhotos)", "max": "\(facts.maximumPhotos)", "price": "\(facts.trainingPrice)"], buttons: mainMenu)))
             return (step, actions)
         case .command("/balance", _), .button("bal", _):
-            actions.append(.reply(Reply("balance", ["balance": "\(facts.balance)"], buttons: mainMenu)))
+            actions.append(.reply(Reply("balance", ["balance": "\(facts.balance)", "history": facts.history], buttons: mainMenu)))
             return (step, actions)
         case .command("/cancel", _), .button("cancel", _):
             actions.append(.reply(Reply(step == .idle ? "cancel.nothing" : "cancel.done", buttons: mainMenu)))
@@ -128,6 +136,26 @@ public enum Conversation {
         case .command("/create", _), .button("av:new", _):
             actions.append(.reply(Reply("create.kind", buttons: [[button("kind.portrait", "kind:portrait"), button("kind.style", "kind:style")], [button("button.cancel", "cancel")]])))
             return (.chooseKind, actions)
+        case .command("/delete_me", _):
+            actions.append(.reply(Reply("me.delete.confirm", buttons: [[button("me.delete.yes", "me:del")], [button("button.cancel", "cancel")]])))
+            return (.idle, actions)
+        case .button("me:del", _):
+            actions.append(.deleteMe)
+            actions.append(.reply(Reply("me.deleting")))
+            return (.idle, actions)
+        case .button(let data, _) where data.hasPrefix("gen:again:") || data.hasPrefix("gen:prompt:"):
+            guard let generation = facts.targetGeneration else { return (step, [.answerCallback(textKey: "stale.button")]) }
+            if data.hasPrefix("gen:prompt:") {
+                actions.append(.reply(Reply("text.raw", ["text": generation.prompt])))
+                return (step, actions)
+            }
+            guard facts.balance >= generation.count * facts.imagePrice else {
+                let price = generation.count * facts.imagePrice
+                actions.append(.reply(Reply("generate.insufficient", ["price": "\(price)", "balance": "\(facts.balance)", "missing": "\(price - facts.balance)"], buttons: mainMenu)))
+                return (.idle, actions)
+            }
+            actions.append(.requestGeneration(id: facts.newAvatarID, avatarID: generation.avatarID, prompt: generation.prompt, aspectRatio: generation.aspectRatio, count: generation.count))
+            return (.idle, actions)
         case .command("/avatars", _):
             actions.append(.reply(gallery(facts.avatars, page: 0)))
             return (.idle, actions)
@@ -139,7 +167,7 @@ public enum Conversation {
                 actions.append(.reply(Reply("generate.no_avatar", buttons: mainMenu)))
                 return (.idle, actions)
             }
-            actions.append(.reply(Reply("generate.prompt", ["name": avatar.name])))
+            actions.append(.reply(promptReply(avatar.name)))
             return (.prompt(avatar.id), actions)
         case .command(_, _):
             actions.append(.reply(Reply("unknown.command", buttons: mainMenu)))
@@ -193,9 +221,22 @@ public enum Conversation {
                 actions.append(.reply(Reply("generate.prompt.invalid")))
                 return (step, actions)
             }
-            let ratios = ["1:1", "3:4", "4:3", "9:16", "16:9"]
-            actions.append(.reply(Reply("generate.aspect", buttons: [ratios.map { button("aspect." + $0, "asp:" + $0) }, [button("button.cancel", "cancel")]])))
+            actions.append(.reply(aspectReply))
             return (.aspect(avatarID, prompt), actions)
+        case (.prompt, .button("pre:cats", _)):
+            let rows = Presets.shared.categories.map { [button("text.raw", "pre:c:\($0.id)", ["text": $0.title[facts.language] ?? $0.id])] }
+            actions.append(.reply(Reply("presets.categories", buttons: rows + [[button("button.cancel", "cancel")]])))
+            return (step, actions)
+        case (.prompt, .button(let data, _)) where data.hasPrefix("pre:c:"):
+            let presets = Presets.shared.inCategory(String(data.dropFirst("pre:c:".count)))
+            guard !presets.isEmpty else { return (step, [.answerCallback(textKey: "stale.button")]) }
+            let rows = presets.map { [button("text.raw", "pre:p:\($0.id)", ["text": $0.title[facts.language] ?? $0.id])] }
+            actions.append(.reply(Reply("presets.choose", buttons: rows + [[button("presets.back", "pre:cats")]])))
+            return (step, actions)
+        case (.prompt(let avatarID), .button(let data, _)) where data.hasPrefix("pre:p:"):
+            guard let preset = Presets.shared.preset(String(data.dropFirst("pre:p:".count))) else { return (step, [.answerCallback(textKey: "stale.button")]) }
+            actions.append(.reply(aspectReply))
+            return (.aspect(avatarID, preset.prompt), actions)
         case (.aspect(let avatarID, let prompt), .button(let data, _)) where data.hasPrefix("asp:"):
             let ratio = String(data.dropFirst(4))
             guard ["1:1", "3:4", "4:3", "9:16", "16:9"].contains(ratio) else { return (step, [.answerCallback(textKey: "stale.button")]) }
@@ -241,6 +282,14 @@ public enum Conversation {
     }
 
     static let pageSize = 5
+
+    static func promptReply(_ name: String) -> Reply {
+        Reply("generate.prompt", ["name": name], buttons: [[button("presets.browse", "pre:cats")], [button("button.cancel", "cancel")]])
+    }
+
+    static var aspectReply: Reply {
+        Reply("generate.aspect", buttons: [["1:1", "3:4", "4:3", "9:16", "16:9"].map { button("aspect." + $0, "asp:" + $0) }, [button("button.cancel", "cancel")]])
+    }
 
     /// The gallery: one line per avatar (name, kind, status, photos, date), a button to open each,
     /// and paging.
@@ -319,7 +368,7 @@ public enum Conversation {
             actions.append(.reply(Reply("avatar.deleted", ["name": avatar.name], buttons: mainMenu)))
             return (.idle, actions)
         case ("gen", .completed):
-            actions.append(.reply(Reply("generate.prompt", ["name": avatar.name])))
+            actions.append(.reply(promptReply(avatar.name)))
             return (.prompt(avatar.id), actions)
         default:
             return stale

@@ -1,5 +1,6 @@
 import Avatars
 import Bot
+import FAL
 import Foundation
 import ObjectStorage
 import Pipeline
@@ -112,6 +113,50 @@ import Testing
             #expect(await user.press("Yes, delete") == 200)
             #expect(try await h.eventually { try await h.store.avatar(avatar.id) == nil })
             #expect(try await h.context.storage.list(bucket: h.context.settings.photoBucket, prefix: "7601/").isEmpty)
+        }
+    }
+}
+
+@Suite struct BotPresetsAndAccountTests {
+    @Test func presetAgainPromptBalanceAndDeleteMe() async throws {
+        try await Harness.run(withBot: true) { h in
+            _ = try await GenerationTests().trained(h, user: 7701, seedBase: 4100)
+            let user = h.sandbox.telegram.user(id: 7701)
+            let transcript = h.sandbox.transcript
+            func botSays(_ fragment: String, after: Int = 0) async -> Bool {
+                await transcript.waitFor(chatID: 7701, after: after, timeout: .seconds(20)) { $0.actor == .bot && $0.text.contains(fragment) } != nil
+            }
+            #expect(await user.send("/generate") == 200)
+            #expect(await botSays("Describe the scene"))
+            #expect(await user.press("Browse styles") == 200)
+            #expect(await botSays("Choose a category"))
+            #expect(await user.press("Film noir") == 200)
+            #expect(await botSays("Choose a style"))
+            #expect(await user.press("Film noir detective") == 200)
+            #expect(await botSays("Choose the shape"))
+            #expect(await user.press("1:1") == 200)
+            #expect(await botSays("How many images?"))
+            #expect(await user.press("1 (5)") == 200)
+            #expect(await transcript.waitFor(chatID: 7701) { $0.actor == .bot && $0.kind == "photo" } != nil)
+            let request = try #require(h.sandbox.fal.requests.last { $0.model == "fal-ai/flux-lora" })
+            #expect(request.input["prompt"]?.stringValue?.hasSuffix("film noir detective, trench coat and fedora, rain, venetian blind shadows, black and white") == true)
+
+            let seen = transcript.events(chatID: 7701).count
+            #expect(await user.press("Show prompt") == 200)
+            #expect(await botSays("venetian blind shadows", after: seen))
+            #expect(await user.press("Again") == 200)
+            #expect(try await h.eventually { h.sandbox.fal.requests.filter { $0.model == "fal-ai/flux-lora" }.count == 2 })
+            #expect(try await h.eventually { try await h.balance(7701) == 40 }, "each generation charged once")
+
+            #expect(await user.send("/balance") == 200)
+            #expect(await botSays("Your balance: 40 credits."))
+            let balance = try #require(await transcript.waitFor(chatID: 7701) { $0.text.hasPrefix("Your balance: 40") })
+            #expect(balance.text.contains("-100 training") && balance.text.contains("+150 welcome") && balance.text.contains("-5 images"))
+
+            #expect(await user.send("/delete_me") == 200)
+            #expect(await botSays("Delete all your data?"))
+            #expect(await user.press("Yes, delete everything") == 200)
+            #expect(try await h.eventually { try await h.database.query("SELECT count(*) FROM users WHERE id = 7701")[0].decode(Int.self, at: 0) == 0 })
         }
     }
 }

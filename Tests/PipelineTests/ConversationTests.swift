@@ -56,3 +56,16 @@ import Testing
         #expect(Catalog.Language(languageCode: "ru-RU") == .ru && Catalog.Language(languageCode: "uk") == .en && Catalog.Language(languageCode: nil) == .en)
     }
 }
+
+@Suite struct PresetCatalogueTests {
+    @Test func atLeastTwentyPresetsInBothLanguages() {
+        let presets = Presets.shared
+        #expect(presets.presets.count >= 20 && presets.categories.count >= 4)
+        #expect(Set(presets.presets.map(\.id)).count == presets.presets.count, "ids are unique")
+        for preset in presets.presets {
+            #expect(preset.title["en"]?.isEmpty == false && preset.title["ru"]?.isEmpty == false && preset.prompt.count >= 3, "\(preset.id)")
+            #expect("pre:p:\(preset.id)".utf8.count <= 64)
+        }
+        for category in presets.categories { #expect(category.title["en"] != nil && category.title["ru"] != nil) }
+    }
+}
