@@ -16,7 +16,7 @@ struct CreditsCommand: AsyncParsableCommand {
     struct Grant: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Add (or, negative, remove) credits, recorded in the ledger with a reason.")
         @Argument(help: "Telegram user id.") var user: Int64
-        @Argument(help: "Credits (negative to remove).") var amount: Int
+        @Argument(help: "Credits; to remove, pass a negative amount after `--`: `aisha credits grant 42 --reason fix -- -10`.") var amount: Int
         @Option(help: "Why (shown in the ledger).") var reason: String
         @Option(help: "A unique reference, so running the same grant twice applies it once (default: a fresh one).") var reference: String?
 
