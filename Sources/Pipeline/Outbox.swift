@@ -33,12 +33,19 @@ public struct OutgoingMessage: Codable, Sendable, Equatable {
     /// One photo (with caption and buttons) or an album of 2–10 (caption on the first; albums
     /// take no buttons, so send those in a message of their own).
     public var photos: [Photo]
+    /// A message kept up to date: the first send is remembered under this tag, later ones edit it.
+    public var tag: String?
+    /// With a tag: skip this one when a newer message for the same tag is already queued
+    /// (an album's 20 progress updates become one or two edits).
+    public var coalesce: Bool
 
-    public init(chatID: Int64, text: String, buttons: [[Button]] = [], photos: [Photo] = []) {
+    public init(chatID: Int64, text: String, buttons: [[Button]] = [], photos: [Photo] = [], tag: String? = nil, coalesce: Bool = false) {
         self.chatID = chatID
         self.text = text
         self.buttons = buttons
         self.photos = photos
+        self.tag = tag
+        self.coalesce = coalesce
     }
 }
 
@@ -63,8 +70,17 @@ public enum Outbox {
             let blocked = try await database.query("SELECT blocked_at IS NOT NULL FROM users WHERE id = \(message.chatID)").first?.decode(Bool.self, at: 0) ?? false
             if blocked { return }
             let markup = message.buttons.isEmpty ? nil : InlineKeyboardMarkup(try message.buttons.map { row in try row.map { try InlineKeyboardButton.callback($0.text, data: $0.data) } })
+            if let tag = message.tag, message.coalesce {
+                let newer = try await database.query("""
+                    SELECT 1 FROM jobs WHERE kind = \(kind) AND state = 'available' AND serial_key = \("tg:chat:\(message.chatID)") AND id > \(job.id)
+                      AND payload->>'tag' = \(tag) LIMIT 1
+                    """).count > 0
+                if newer { return }  // a fresher version of this message is on its way
+            }
             do {
-                if message.photos.isEmpty {
+                if let tag = message.tag, message.photos.isEmpty {
+                    try await sendOrEdit(message, tag: tag, markup: markup, telegram: telegram, database: database)
+                } else if message.photos.isEmpty {
                     _ = try await telegram.send(toChat: message.chatID) { try await $0.sendMessage(chatID: message.chatID, text: message.text, replyMarkup: markup) }
                 } else {
                     try await sendPhotos(message, markup: markup, telegram: telegram, database: database, storage: storage, scratchDirectory: scratchDirectory)
@@ -76,6 +92,23 @@ public enum Outbox {
                 throw JobFailure.permanent("Telegram refused the message: \(error.kind)")
             }
         }
+    }
+
+    /// Edits the message remembered under `tag`, or sends it and remembers it.
+    static func sendOrEdit(_ message: OutgoingMessage, tag: String, markup: InlineKeyboardMarkup?, telegram: RateLimitedTelegram, database: PostgresClient) async throws {
+        if let id = try await database.query("SELECT message_id FROM bot_messages WHERE chat_id = \(message.chatID) AND tag = \(tag)").first?.decode(Int64.self, at: 0) {
+            do {
+                try await telegram.send(toChat: message.chatID) { try await $0.editMessageText(chatID: message.chatID, messageID: id, text: message.text, replyMarkup: markup) }
+                return
+            } catch let error as TelegramError where error.kind == .messageUnavailable || error.kind == .badRequest {
+                // Deleted by the user or too old to edit: send a fresh one below.
+            }
+        }
+        let sent = try await telegram.send(toChat: message.chatID) { try await $0.sendMessage(chatID: message.chatID, text: message.text, replyMarkup: markup) }
+        try await database.query("""
+            INSERT INTO bot_messages (chat_id, tag, message_id) VALUES (\(message.chatID), \(tag), \(sent.messageID))
+            ON CONFLICT (chat_id, tag) DO UPDATE SET message_id = excluded.message_id, updated_at = now()
+            """)
     }
 
     /// Downloads the photos from storage and uploads them to the chat; remembers their file ids.

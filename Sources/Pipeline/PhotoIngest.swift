@@ -96,7 +96,7 @@ public enum PhotoIngest {
         switch added {
         case .accepted(let count, let status):
             logger.debug("photo accepted", metadata: ["avatar": "\(payload.avatarID)", "count": "\(count)"])
-            if count == context.settings.minimumPhotos { try await announceReady(payload, count: count, context: context) }
+            try await progress(payload, count: count, context: context)
             return .accepted(count: count, status: status)
         case .rejected(let reason):
             // Not ours to keep (a duplicate by content, the cap, a closed avatar): remove what we stored.
@@ -106,17 +106,23 @@ public enum PhotoIngest {
         }
     }
 
-    /// At the minimum, once: the user may start training now (price, balance, the button).
-    private static func announceReady(_ payload: Payload, count: Int, context: PipelineContext) async throws {
+    /// The avatar's one progress message, edited in place: count, a bar, and from the minimum
+    /// on the "Start training" button with price and balance. Queued per accepted photo and
+    /// coalesced, so an album costs one or two edits, not twenty.
+    private static func progress(_ payload: Payload, count: Int, context: PipelineContext) async throws {
         try await context.database.withConnection { connection in
             let language = try await context.language(of: payload.userID, on: connection)
             let balance = try await connection.query("SELECT balance FROM users WHERE id = \(payload.userID)").first?.decode(Int.self, at: 0) ?? 0
             let settings = context.settings, catalog = Catalog.shared
-            let arguments = ["count": "\(count)", "price": "\(settings.trainingPrice)", "balance": "\(balance)", "max": "\(settings.maximumPhotos)"]
+            let bar = String(repeating: "▓", count: count) + String(repeating: "░", count: max(0, settings.maximumPhotos - count))
+            let arguments = ["count": "\(count)", "min": "\(settings.minimumPhotos)", "max": "\(settings.maximumPhotos)", "bar": bar,
+                             "price": "\(settings.trainingPrice)", "balance": "\(balance)"]
             let id = payload.avatarID.uuidString.lowercased()
-            try await Outbox.send(OutgoingMessage(chatID: payload.userID, text: catalog.text("photos.ready", language, arguments),
-                                                  buttons: [[.init(catalog.text("train.start", language, arguments), data: "train:\(id)")]]),
-                                  uniqueKey: "photos:ready:\(id)", on: connection, queue: context.queue)
+            let ready = count >= settings.minimumPhotos
+            let text = catalog.text(ready ? "photos.progress.ready" : "photos.progress", language, arguments)
+            let buttons: [[OutgoingMessage.Button]] = ready ? [[.init(catalog.text("train.start", language, arguments), data: "train:\(id)")]] : []
+            try await Outbox.send(OutgoingMessage(chatID: payload.userID, text: text, buttons: buttons, tag: "progress:\(id)", coalesce: true),
+                                  uniqueKey: "progress:\(id):\(count)", on: connection, queue: context.queue)
         }
     }
 

@@ -33,8 +33,12 @@ import Testing
             #expect(await botSays("Send 10–20 photos for “Anna at work”"))
             let consented = try await h.database.query("SELECT consented_at IS NOT NULL FROM users WHERE id = 7501")[0].decode(Bool.self, at: 0)
             #expect(consented)
-            for seed in 1...10 { await user.sendPhoto(Harness.jpeg(UInt64(2000 + seed))) }
-            #expect(await botSays("10 photos received"))
+            _ = await user.sendAlbum((1...10).map { Harness.jpeg(UInt64(2000 + $0)) })
+            #expect(await botSays("Photos: 10 of 20"))
+            // One progress message, edited in place — not one message per photo.
+            let progress = h.sandbox.telegram.messages(inChat: 7501).filter { $0.fromBot && $0.text?.hasPrefix("Photos:") == true }
+            #expect(progress.count == 1 && progress[0].text?.contains("Enough to train") == true, "\(progress.map { $0.text ?? "" })")
+            #expect(h.sandbox.telegram.floodRejections == 0)
             #expect(await user.press("Start training") == 200)
             #expect(await botSays("Training started"))
             #expect(await botSays("is ready"))
