@@ -52,7 +52,7 @@ import Testing
 
     @Test func bothLanguagesHaveEveryText() {
         #expect(Catalog.shared.missingTranslations.isEmpty, "\(Catalog.shared.missingTranslations)")
-        #expect(Catalog.shared.text("photos.ready", .ru, ["count": "10", "price": "100", "balance": "150", "max": "20"]).contains("10"))
+        #expect(Catalog.shared.text("photos.progress.ready", .ru, ["count": "10", "price": "100", "balance": "150", "max": "20"]).contains("10 из 20"))
         #expect(Catalog.Language(languageCode: "ru-RU") == .ru && Catalog.Language(languageCode: "uk") == .en && Catalog.Language(languageCode: nil) == .en)
     }
 }
