@@ -109,7 +109,7 @@ let package = Package(
         .executableTarget(
             name: "AishaWorker",
             dependencies: [
-                "Postgres", "JobQueue", "Pipeline", "Bot",
+                "Postgres", "JobQueue", "Pipeline", "Bot", "RateLimit",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -119,7 +119,7 @@ let package = Package(
         .executableTarget(
             name: "AishaCLI",
             dependencies: [
-                "Postgres", "JobQueue", "BlockingIO", "Sandbox", "Curl", "Telegram", "Pipeline", "Avatars", "ObjectStorage", "FAL", "Imaging",
+                "Postgres", "JobQueue", "BlockingIO", "Sandbox", "Curl", "Telegram", "Pipeline", "Avatars", "ObjectStorage", "FAL", "Imaging", "RateLimit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),

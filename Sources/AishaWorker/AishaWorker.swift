@@ -3,6 +3,7 @@ import Foundation
 import JobQueue
 import Logging
 import Pipeline
+import RateLimit
 import Postgres
 import ServiceLifecycle
 import UnixSignals
@@ -40,7 +41,14 @@ struct AishaWorker {
         }
         try await pipeline.prepareStorage()
         configuration.periodic += pipeline.periodicJobs
-        let handlers = [pruneHandler, BotHandler.handler(pipeline)] + pipeline.handlers(rateLimited: RateLimitedTelegramFactory())
+        // Telegram allows about 30 messages a second per bot (more with paid broadcasts).
+        let globalRate = environment["AISHA_TELEGRAM_GLOBAL_PER_SECOND"].flatMap(Int.init).flatMap { $0 > 0 ? $0 : nil } ?? 30
+        let factory = RateLimitedTelegramFactory { client, database in
+            RateLimitedTelegram(client: client, limiter: RateLimiter(database: database), limits: { chat in
+                [RateLimiter.telegram(chatID: chat)[0], ("tg:global", RateLimit(count: globalRate, per: 1, burst: globalRate))]
+            })
+        }
+        let handlers = [pruneHandler, BotHandler.handler(pipeline)] + pipeline.handlers(rateLimited: factory)
         let worker = JobWorker(queue: queue, handlers: handlers, configuration: configuration, logger: logger)
         let group = ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()

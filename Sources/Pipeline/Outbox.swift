@@ -53,10 +53,14 @@ public enum Outbox {
     public static let kind = "telegram.send"
 
     /// The job; `uniqueKey` names the event (one message per event however often it is reported).
-    /// Its serial key is the chat's, so it goes out after the update that caused it, in order.
+    /// A chat's messages share a serial lane of their own (`tg:send:<chat>`), so they go out in
+    /// the order they were queued; it is not the updates' lane, so a reply can leave as soon as
+    /// the update's transaction commits instead of waiting for that job's acknowledgement.
     public static func job(_ message: OutgoingMessage, uniqueKey: String) throws -> JobRequest {
-        try JobRequest(kind: kind, json: message, maxAttempts: 30, uniqueKey: "msg:" + uniqueKey, serialKey: "tg:chat:\(message.chatID)")
+        try JobRequest(kind: kind, json: message, maxAttempts: 30, uniqueKey: "msg:" + uniqueKey, serialKey: lane(message.chatID))
     }
+
+    static func lane(_ chatID: Int64) -> String { "tg:send:\(chatID)" }
 
     /// Enqueues `message` on `connection` (inside the caller's transaction).
     public static func send(_ message: OutgoingMessage, uniqueKey: String, on connection: PostgresConnection, queue: JobQueue) async throws {
@@ -72,7 +76,7 @@ public enum Outbox {
             let markup = message.buttons.isEmpty ? nil : InlineKeyboardMarkup(try message.buttons.map { row in try row.map { try InlineKeyboardButton.callback($0.text, data: $0.data) } })
             if let tag = message.tag, message.coalesce {
                 let newer = try await database.query("""
-                    SELECT 1 FROM jobs WHERE kind = \(kind) AND state = 'available' AND serial_key = \("tg:chat:\(message.chatID)") AND id > \(job.id)
+                    SELECT 1 FROM jobs WHERE kind = \(kind) AND state = 'available' AND serial_key = \(lane(message.chatID)) AND id > \(job.id)
                       AND payload->>'tag' = \(tag) LIMIT 1
                     """).count > 0
                 if newer { return }  // a fresher version of this message is on its way

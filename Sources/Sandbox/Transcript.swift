@@ -20,6 +20,7 @@ public final class Transcript: Sendable {
     }
 
     private let events = Mutex<[Event]>([])
+    private let observers = Mutex<[@Sendable (Event) -> Void]>([])
     public let start = Date()
 
     public init() {}
@@ -27,7 +28,11 @@ public final class Transcript: Sendable {
     func record(chatID: Int64, _ actor: Actor, _ kind: String, messageID: Int64? = nil, text: String, buttons: [[SandboxTelegram.ChatMessage.Button]] = []) {
         let event = Event(time: Date(), chatID: chatID, actor: actor, kind: kind, messageID: messageID, text: text, buttons: buttons.map { $0.map(\.text) })
         events.withLock { $0.append(event) }
+        for observer in observers.withLock({ $0 }) { observer(event) }
     }
+
+    /// Calls `observer` with every event from now on, as it is recorded (benchmarks time replies this way).
+    public func observe(_ observer: @escaping @Sendable (Event) -> Void) { observers.withLock { $0.append(observer) } }
 
     /// All events so far, or those of one chat.
     public func events(chatID: Int64? = nil) -> [Event] {

@@ -161,6 +161,6 @@ final class Counter: Sendable {
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks whose numbers are recorded in docs/benchmarks.md.",
-        subcommands: [BenchQueueCommand.self, BenchIngestCommand.self, BenchPipelineCommand.self]
+        subcommands: [BenchQueueCommand.self, BenchIngestCommand.self, BenchPipelineCommand.self, BenchBotCommand.self]
     )
 }
