@@ -71,11 +71,21 @@ public enum BotHandler {
         var callbackText: String??
 
         let replyLanguage = try await context.database.withTransaction { tx -> Catalog.Language in
-            let isNew = try await tx.query("""
-                INSERT INTO users (id, first_name, language) VALUES (\(user.id), \(user.firstName), \(language.rawValue)) ON CONFLICT (id) DO NOTHING RETURNING id
-                """).count == 1
-            if isNew, settings.welcomeCredits > 0 {
-                _ = try await CreditLedger.move(userID: user.id, amount: settings.welcomeCredits, reference: "welcome:\(user.id)", reason: "welcome", on: tx)
+            // Register (or find) the user, with their balance and language, in one statement.
+            let row = try await tx.query("""
+                WITH inserted AS (
+                    INSERT INTO users (id, first_name, language) VALUES (\(user.id), \(user.firstName), \(language.rawValue))
+                    ON CONFLICT (id) DO NOTHING RETURNING balance, language
+                )
+                SELECT true, balance, language FROM inserted
+                UNION ALL
+                SELECT false, balance, language FROM users WHERE id = \(user.id) AND NOT EXISTS (SELECT 1 FROM inserted)
+                """)[0]
+            let (isNew, storedBalance, userLanguageCode) = try row.decode(Bool.self, Int.self, String.self)
+            var balance = storedBalance
+            if isNew, settings.welcomeCredits > 0,
+               case .applied(let after) = try await CreditLedger.move(userID: user.id, amount: settings.welcomeCredits, reference: "welcome:\(user.id)", reason: "welcome", on: tx) {
+                balance = after
             }
             let stored = try await tx.query("SELECT state FROM chat_state WHERE chat_id = \(chatID) FOR UPDATE").first?.decode(String.self, at: 0)
             let step = stored.flatMap { try? JSONDecoder().decode(ChatStep.self, from: Data($0.utf8)) } ?? .idle
@@ -84,26 +94,37 @@ public enum BotHandler {
                 collecting = try await tx.query("SELECT \(Avatar.columns) FROM avatars WHERE id = \(id) AND user_id = \(user.id)").first.map(Avatar.init(row:))
             }
             var facts = BotFacts(
-                isNewUser: isNew, balance: try await CreditLedger.balance(userID: user.id, on: tx), trainingPrice: settings.trainingPrice,
+                isNewUser: isNew, balance: balance, trainingPrice: settings.trainingPrice,
                 minimumPhotos: settings.minimumPhotos, maximumPhotos: settings.maximumPhotos, collecting: collecting, newAvatarID: Self.stableID(updateKey)
             )
             facts.imagePrice = settings.imagePrice
-            let userLanguageCode = try await tx.query("SELECT language FROM users WHERE id = \(user.id)")[0].decode(String.self, at: 0)
             facts.language = userLanguageCode
-            if case .command("/balance", _) = event { facts.history = try await Self.history(userID: user.id, language: Catalog.Language(languageCode: userLanguageCode), on: tx) }
-            if case .button("bal", _) = event { facts.history = try await Self.history(userID: user.id, language: Catalog.Language(languageCode: userLanguageCode), on: tx) }
-            if case .button(let data, _) = event, data.hasPrefix("gen:"), let id = data.split(separator: ":").last.flatMap({ UUID(uuidString: String($0)) }),
-               let row = try await tx.query("SELECT avatar_id, prompt, aspect_ratio, image_count FROM generations WHERE id = \(id) AND user_id = \(user.id)").first,
-               let avatarID = try row.decode(UUID?.self, at: 0) {
-                facts.targetGeneration = (avatarID, try row.decode(String.self, at: 1), try row.decode(String.self, at: 2), try row.decode(Int.self, at: 3))
-            }
-            facts.avatars = try await tx.query("SELECT \(Avatar.columns) FROM avatars WHERE user_id = \(user.id) ORDER BY created_at DESC LIMIT 100").map(Avatar.init(row:))
-            // A button naming an avatar: load it only if it is the presser's own.
-            if case .button(let data, _) = event, let id = data.split(separator: ":").last.flatMap({ UUID(uuidString: String($0)) }) {
-                facts.target = try await tx.query("SELECT \(Avatar.columns) FROM avatars WHERE id = \(id) AND user_id = \(user.id)").first.map(Avatar.init(row:))
+            // The rest only for the screens that use it: every statement is latency on the reply path.
+            switch event {
+            case .command("/balance", _), .button("bal", _):
+                facts.history = try await Self.history(userID: user.id, language: Catalog.Language(languageCode: userLanguageCode), on: tx)
+            case .command("/avatars", _), .command("/generate", _):
+                facts.avatars = try await tx.query("SELECT \(Avatar.columns) FROM avatars WHERE user_id = \(user.id) ORDER BY created_at DESC LIMIT 100").map(Avatar.init(row:))
+            case .button(let data, _):
+                if data.hasPrefix("av:list:") {
+                    facts.avatars = try await tx.query("SELECT \(Avatar.columns) FROM avatars WHERE user_id = \(user.id) ORDER BY created_at DESC LIMIT 100").map(Avatar.init(row:))
+                }
+                // A button naming an avatar or a generation: load it only if it is the presser's own.
+                if let id = data.split(separator: ":").last.flatMap({ UUID(uuidString: String($0)) }) {
+                    if data.hasPrefix("gen:again:") || data.hasPrefix("gen:prompt:") {
+                        if let row = try await tx.query("SELECT avatar_id, prompt, aspect_ratio, image_count FROM generations WHERE id = \(id) AND user_id = \(user.id)").first,
+                           let avatarID = try row.decode(UUID?.self, at: 0) {
+                            facts.targetGeneration = (avatarID, try row.decode(String.self, at: 1), try row.decode(String.self, at: 2), try row.decode(Int.self, at: 3))
+                        }
+                    } else {
+                        facts.target = try await tx.query("SELECT \(Avatar.columns) FROM avatars WHERE id = \(id) AND user_id = \(user.id)").first.map(Avatar.init(row:))
+                    }
+                }
+            default:
+                break
             }
             let (next, actions) = Conversation.handle(step, event, facts)
-            var userLanguage = Catalog.Language(languageCode: try await tx.query("SELECT language FROM users WHERE id = \(user.id)")[0].decode(String.self, at: 0))
+            var userLanguage = Catalog.Language(languageCode: userLanguageCode)
             var replies = 0
             for action in actions {
                 switch action {

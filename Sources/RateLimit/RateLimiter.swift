@@ -16,32 +16,10 @@ public struct RateLimiter: Sendable {
     /// - Returns: nil when allowed, else when to retry.
     public func acquire(_ limits: [(key: String, limit: RateLimit)]) async throws -> Date? {
         guard !limits.isEmpty else { return nil }
-        let keys = limits.map(\.key)
-        return try await database.withTransaction { tx in
-            try await tx.query("INSERT INTO rate_limits (key, tat) SELECT unnest(\(keys)::text[]), now() ON CONFLICT (key) DO NOTHING")
-            // Lock in key order, so two callers wanting the same keys never deadlock.
-            let rows = try await tx.query("SELECT key, tat, clock_timestamp() FROM rate_limits WHERE key = ANY(\(keys)::text[]) ORDER BY key FOR UPDATE")
-            var tats: [String: Date] = [:]
-            var now = Date()
-            for row in rows {
-                tats[try row.decode(String.self, at: 0)] = try row.decode(Date.self, at: 1)
-                now = try row.decode(Date.self, at: 2)
-            }
-            var updates: [(String, Date)] = []
-            var retryAt: Date?
-            for (key, limit) in limits {
-                switch limit.decide(tat: tats[key], now: now) {
-                case .allow(let newTAT): updates.append((key, newTAT))
-                case .deny(let when): retryAt = max(retryAt ?? when, when)
-                }
-            }
-            if let retryAt { return retryAt }
-            try await tx.query("""
-                UPDATE rate_limits SET tat = u.tat FROM unnest(\(updates.map(\.0))::text[], \(updates.map(\.1))::timestamptz[]) AS u(key, tat)
-                WHERE rate_limits.key = u.key
-                """)
-            return nil
-        }
+        // One statement (migration 0006's function): it runs on every Telegram send.
+        return try await database.query("""
+            SELECT rate_limit_acquire(\(limits.map(\.key))::text[], \(limits.map(\.limit.interval))::float8[], \(limits.map(\.limit.burst))::int4[])
+            """)[0].decode(Date?.self, at: 0)
     }
 
     /// The keys for one Telegram send: its chat (private or group pace) and the bot as a whole.
