@@ -237,13 +237,8 @@ public enum BotHandler {
 
     /// Cancels a training at FAL (best effort) and refunds it, then says so.
     static func cancel(_ avatarID: UUID, userID: Int64, chatID: Int64, updateKey: String, language: Catalog.Language, context: PipelineContext) async throws {
-        guard let avatar = try await context.store.avatar(avatarID), avatar.userID == userID, avatar.status == .training else { return }
-        if let requestID = avatar.falRequestID {
-            let model = try await context.database.query("SELECT training_model FROM avatars WHERE id = \(avatarID)").first?.decode(String?.self, at: 0) ?? "fal-ai/flux-lora-portrait-trainer"
-            let prefix = "\(context.fal.configuration.queueBaseURL)/\(model)/requests/\(requestID)"
-            _ = try? await context.fal.cancel(.init(requestID: requestID, responseURL: prefix, statusURL: prefix + "/status", cancelURL: prefix + "/cancel"))
-        }
-        guard case .failed(let cancelled, let refunded) = try await context.store.failTraining(avatarID: avatarID, attempt: avatar.trainingAttempt, error: "cancelled", status: .cancelled) else { return }
+        guard try await context.store.avatar(avatarID)?.userID == userID,
+              let (cancelled, refunded) = try await AvatarTraining.cancel(avatarID: avatarID, reason: "cancelled", context: context) else { return }
         try await context.database.withConnection { connection in
             let text = Catalog.shared.text("training.cancelled", language, ["name": cancelled.name, "price": "\(refunded)"])
             try await Outbox.send(OutgoingMessage(chatID: chatID, text: text), uniqueKey: "update:\(updateKey):cancel", on: connection, queue: context.queue)

@@ -186,3 +186,24 @@ public struct FALError: Error, Sendable, Equatable, CustomStringConvertible {
         )
     }
 }
+
+extension FALClient {
+    /// The handle of a request our records know only by id: `{queue}/{model}/requests/{id}` —
+    /// the documented form for models without a subpath (§1.2), which all of ours are.
+    public func handle(model: String, requestID: String) -> QueueHandle {
+        let prefix = "\(configuration.queueBaseURL)/\(model)/requests/\(requestID)"
+        return QueueHandle(requestID: requestID, responseURL: prefix, statusURL: prefix + "/status", cancelURL: prefix + "/cancel")
+    }
+
+    /// Asks about a request whose webhook never came: nil while it is still queued or running;
+    /// once completed, its outcome shaped as the webhook would have delivered it (a 4xx result
+    /// is an ERROR; a 5xx is thrown, to ask again later).
+    public func poll(_ handle: QueueHandle) async throws -> FALWebhookPayload? {
+        guard try await status(handle).isCompleted else { return nil }
+        do {
+            return FALWebhookPayload(requestID: handle.requestID, status: .ok, payload: try await result(handle, as: JSONValue.self))
+        } catch let error as FALError where !error.retryable {
+            return FALWebhookPayload(requestID: handle.requestID, status: .error, error: "Invalid status code: \(error.status)")
+        }
+    }
+}

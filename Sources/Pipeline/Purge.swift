@@ -41,14 +41,7 @@ public enum Purge {
     public static func avatar(_ avatarID: UUID, userID: Int64, context: PipelineContext, logger: Logger) async throws {
         if let avatar = try await context.store.avatar(avatarID) {
             guard avatar.userID == userID else { throw JobFailure.permanent("avatar belongs to another user") }
-            if avatar.status == .training {
-                if let requestID = avatar.falRequestID {
-                    let model = try await context.database.query("SELECT training_model FROM avatars WHERE id = \(avatarID)").first?.decode(String?.self, at: 0) ?? "fal-ai/flux-lora-portrait-trainer"
-                    let prefix = "\(context.fal.configuration.queueBaseURL)/\(model)/requests/\(requestID)"
-                    _ = try? await context.fal.cancel(.init(requestID: requestID, responseURL: prefix, statusURL: prefix + "/status", cancelURL: prefix + "/cancel"))
-                }
-                _ = try await context.store.failTraining(avatarID: avatarID, attempt: avatar.trainingAttempt, error: "deleted", status: .cancelled)
-            }
+            if avatar.status == .training { _ = try await AvatarTraining.cancel(avatarID: avatarID, reason: "deleted", context: context) }
         }
         let removed = try await deletePrefix("\(userID)/\(avatarID.uuidString.lowercased())/", bucket: context.settings.photoBucket, context: context)
         try await context.database.query("DELETE FROM avatars WHERE id = \(avatarID) AND user_id = \(userID)")

@@ -45,17 +45,9 @@ public enum Reconciliation {
         var report = Report()
         for (avatarID, attempt, requestID, model, age) in overdue {
             report.checked += 1
-            let prefix = "\(context.fal.configuration.queueBaseURL)/\(model)/requests/\(requestID)"
-            let handle = FALClient.QueueHandle(requestID: requestID, responseURL: prefix, statusURL: prefix + "/status", cancelURL: prefix + "/cancel")
+            let handle = context.fal.handle(model: model, requestID: requestID)
             do {
-                let status = try await context.fal.status(handle)
-                if status.isCompleted {
-                    let result: FALWebhookPayload
-                    do {
-                        result = FALWebhookPayload(requestID: requestID, status: .ok, payload: try await context.fal.result(handle, as: JSONValue.self))
-                    } catch let error as FALError where !error.retryable {
-                        result = FALWebhookPayload(requestID: requestID, status: .error, error: "Invalid status code: \(error.status)")
-                    }
+                if let result = try await context.fal.poll(handle) {
                     try await FALResults.apply(result, ref: nil, context: context, logger: logger)
                     logger.notice("training finished by reconciliation (its webhook never came)", metadata: ["avatar": "\(avatarID)", "fal.request_id": "\(requestID)"])
                     report.finished += 1
@@ -83,16 +75,9 @@ public enum Reconciliation {
             """).map { (try $0.decode(UUID.self, at: 0), try $0.decode(String.self, at: 1), try $0.decode(Double.self, at: 2)) }
         for (id, requestID, age) in overdue {
             report.checked += 1
-            let prefix = "\(context.fal.configuration.queueBaseURL)/\(FALModel.fluxLora)/requests/\(requestID)"
-            let handle = FALClient.QueueHandle(requestID: requestID, responseURL: prefix, statusURL: prefix + "/status", cancelURL: prefix + "/cancel")
+            let handle = context.fal.handle(model: FALModel.fluxLora, requestID: requestID)
             do {
-                if try await context.fal.status(handle).isCompleted {
-                    let result: FALWebhookPayload
-                    do {
-                        result = FALWebhookPayload(requestID: requestID, status: .ok, payload: try await context.fal.result(handle, as: JSONValue.self))
-                    } catch let error as FALError where !error.retryable {
-                        result = FALWebhookPayload(requestID: requestID, status: .error, error: "Invalid status code: \(error.status)")
-                    }
+                if let result = try await context.fal.poll(handle) {
                     _ = try await Generations.apply(result, ref: nil, context: context, logger: logger)
                     report.finished += 1
                     continue

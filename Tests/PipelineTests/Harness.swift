@@ -67,24 +67,7 @@ struct Harness: Sendable {
 
     /// The in-process `aisha-server` (what FAL's webhooks reach).
     static func runServer(databaseURL: String, jwksURL: String, _ body: @Sendable (String) async throws -> Void) async throws {
-        let configuration = ServerConfiguration(
-            host: "127.0.0.1", port: 0, databaseURL: databaseURL, migrationsDirectory: TestServices.repoRoot + "/Migrations",
-            telegramWebhookSecret: "pipeline_test", falJWKSURL: jwksURL, falJWKSRefetchSeconds: 0
-        )
-        var logger = Logger(label: "test.server")
-        logger.logLevel = .critical
-        let database = PostgresClient(configuration: try WebhookApplication.databaseConfiguration(configuration), logger: logger)
-        defer { database.shutdown() }
-        let app = try WebhookApplication(configuration: configuration, database: database, logger: logger)
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let application = app.application { port in continuation.yield(port) }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await application.runService(gracefulShutdownSignals: []) }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else { throw CancellationError() }
-            try await body("http://127.0.0.1:\(port)")
-            group.cancelAll()
-        }
+        try await InProcessServer.run(databaseURL: databaseURL, telegramSecret: "pipeline_test", jwksURL: jwksURL) { base, _ in try await body(base) }
     }
 
     /// A user with welcome credits and a fresh portrait avatar.

@@ -10,30 +10,12 @@ import TestSupport
 import Testing
 import WebhookServer
 
-/// Runs `aisha-server`'s application in-process on a free port against `databaseURL`.
+/// The in-process server with this suite's Telegram secret.
 func withServer<T: Sendable>(
     databaseURL: String, jwksURL: String = "http://127.0.0.1:9/none", falUserID: String? = nil,
     _ body: @Sendable (_ base: String, _ app: WebhookApplication) async throws -> T
 ) async throws -> T {
-    let configuration = ServerConfiguration(
-        host: "127.0.0.1", port: 0, databaseURL: databaseURL, migrationsDirectory: TestServices.repoRoot + "/Migrations",
-        telegramWebhookSecret: WebhookServerTests.secret, falJWKSURL: jwksURL, falUserID: falUserID, falJWKSRefetchSeconds: 0
-    )
-    var logger = Logger(label: "test.server")
-    logger.logLevel = .critical
-    let database = PostgresClient(configuration: try WebhookApplication.databaseConfiguration(configuration), logger: logger)
-    defer { database.shutdown() }
-    let app = try WebhookApplication(configuration: configuration, database: database, logger: logger)
-    let (ports, continuation) = AsyncStream<Int>.makeStream()
-    let application = app.application { port in continuation.yield(port) }
-    return try await withThrowingTaskGroup(of: T?.self) { group in
-        group.addTask { try await application.runService(gracefulShutdownSignals: []); return nil }
-        var iterator = ports.makeAsyncIterator()
-        guard let port = await iterator.next() else { throw CancellationError() }
-        let result = try await body("http://127.0.0.1:\(port)", app)
-        group.cancelAll()
-        return result
-    }
+    try await InProcessServer.run(databaseURL: databaseURL, telegramSecret: WebhookServerTests.secret, jwksURL: jwksURL, falUserID: falUserID, body)
 }
 
 @Suite struct WebhookServerTests {
