@@ -143,7 +143,11 @@ public struct JobQueue: Sendable {
             case .handedBack: states.append("available"); runAts.append(Date()); deltas.append(-1); errors.append("handed back: worker shutting down")
             }
         }
+        // Rows are locked in id order first: a worker's heartbeat and its acknowledgements run on
+        // two connections and touch the same rows, and locking them in plan order deadlocked
+        // (40P01, seen with two workers and a large backlog).
         let rows = try await database.query("""
+            WITH locked AS (SELECT id FROM jobs WHERE id = ANY(\(completions.map(\.id))::int8[]) ORDER BY id FOR UPDATE)
             UPDATE jobs SET
                 state = d.state,
                 run_at = coalesce(d.run_at, jobs.run_at),
@@ -156,7 +160,7 @@ public struct JobQueue: Sendable {
             FROM unnest(\(completions.map(\.id))::int8[], \(completions.map(\.attempt))::int4[], \(states)::text[],
                         \(runAts)::timestamptz[], \(deltas)::int4[], \(errors)::text[])
                  AS d(id, attempt, state, run_at, attempt_delta, error)
-            WHERE jobs.id = d.id AND jobs.attempt = d.attempt AND jobs.state = 'running' AND jobs.locked_by = \(worker)
+            WHERE jobs.id = d.id AND jobs.id IN (SELECT id FROM locked) AND jobs.attempt = d.attempt AND jobs.state = 'running' AND jobs.locked_by = \(worker)
             RETURNING jobs.id
             """)
         return Set(try rows.map { try $0.decode(Int64.self, at: 0) })
@@ -166,9 +170,10 @@ public struct JobQueue: Sendable {
     public func extendLeases(_ held: [(id: Int64, attempt: Int)], worker: String, lease: Duration) async throws -> Set<Int64> {
         guard !held.isEmpty else { return [] }
         let rows = try await database.query("""
+            WITH locked AS (SELECT id FROM jobs WHERE id = ANY(\(held.map(\.id))::int8[]) ORDER BY id FOR UPDATE)
             UPDATE jobs SET lease_expires_at = now() + \(JobQueue.milliseconds(lease)) * interval '1 millisecond'
             FROM unnest(\(held.map(\.id))::int8[], \(held.map(\.attempt))::int4[]) AS d(id, attempt)
-            WHERE jobs.id = d.id AND jobs.attempt = d.attempt AND jobs.state = 'running' AND jobs.locked_by = \(worker)
+            WHERE jobs.id = d.id AND jobs.id IN (SELECT id FROM locked) AND jobs.attempt = d.attempt AND jobs.state = 'running' AND jobs.locked_by = \(worker)
             RETURNING jobs.id
             """)
         return Set(try rows.map { try $0.decode(Int64.self, at: 0) })
