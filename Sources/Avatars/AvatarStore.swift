@@ -174,4 +174,21 @@ public struct AvatarStore: Sendable {
             return outcome
         }
     }
+
+    /// Removes one photo of a draft or ready avatar of `userID`: the row, the count (ready goes
+    /// back to draft below the minimum) and its upload decision (so it may be sent again).
+    /// Returns the object key to delete from storage, or nil when nothing was removed.
+    public func removePhoto(avatarID: UUID, photoID: UUID, userID: Int64, settings: PipelineSettings) async throws -> String? {
+        try await database.withTransaction { tx in
+            guard let row = try await tx.query("SELECT status, photo_count FROM avatars WHERE id = \(avatarID) AND user_id = \(userID) FOR UPDATE").first,
+                  let status = AvatarStatus(rawValue: try row.decode(String.self, at: 0)), status.acceptsPhotos else { return nil }
+            guard let removed = try await tx.query("DELETE FROM avatar_photos WHERE id = \(photoID) AND avatar_id = \(avatarID) RETURNING object_key, file_unique_id").first else { return nil }
+            let (key, fileUniqueID) = try removed.decode(String.self, String.self)
+            let count = try row.decode(Int.self, at: 1) - 1
+            let next: AvatarStatus = status == .ready && count < settings.minimumPhotos ? .draft : status
+            try await tx.query("UPDATE avatars SET photo_count = \(count), status = \(next.rawValue) WHERE id = \(avatarID)")
+            try await tx.query("DELETE FROM photo_uploads WHERE avatar_id = \(avatarID) AND file_unique_id = \(fileUniqueID)")
+            return key
+        }
+    }
 }

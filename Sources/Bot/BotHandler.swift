@@ -6,6 +6,7 @@ import Logging
 import Messages
 public import Pipeline
 import Postgres
+import ObjectStorage
 import Signing
 import Telegram
 
@@ -65,6 +66,7 @@ public enum BotHandler {
         guard let (event, user, chatID, callbackID) = event(update) else { return }
         let settings = context.settings
         let language = Catalog.Language(languageCode: user.languageCode)
+        var removedPhoto: (avatarID: UUID, photoID: UUID)?
         var startTraining: UUID?
         var cancelTraining: UUID?
         var generation: (id: UUID, avatarID: UUID, prompt: String, ratio: String, count: Int)?
@@ -90,8 +92,12 @@ public enum BotHandler {
             let stored = try await tx.query("SELECT state FROM chat_state WHERE chat_id = \(chatID) FOR UPDATE").first?.decode(String.self, at: 0)
             let step = stored.flatMap { try? JSONDecoder().decode(ChatStep.self, from: Data($0.utf8)) } ?? .idle
             var collecting: Avatar?
+            var photos: [UUID] = []
             if case .collecting(let id) = step {
                 collecting = try await tx.query("SELECT \(Avatar.columns) FROM avatars WHERE id = \(id) AND user_id = \(user.id)").first.map(Avatar.init(row:))
+                if case .button(let data, _) = event, data.hasPrefix("ph:"), collecting != nil {
+                    photos = try await tx.query("SELECT id FROM avatar_photos WHERE avatar_id = \(id) ORDER BY created_at, id").map { try $0.decode(UUID.self, at: 0) }
+                }
             }
             var facts = BotFacts(
                 isNewUser: isNew, balance: balance, trainingPrice: settings.trainingPrice,
@@ -99,6 +105,7 @@ public enum BotHandler {
             )
             facts.imagePrice = settings.imagePrice
             facts.language = userLanguageCode
+            facts.photos = photos
             // The rest only for the screens that use it: every statement is latency on the reply path.
             switch event {
             case .command("/balance", _), .button("bal", _):
@@ -148,6 +155,8 @@ public enum BotHandler {
                     try await tx.query("UPDATE avatars SET name = \(name) WHERE id = \(avatarID) AND user_id = \(user.id)")
                 case .deleteAvatar(let avatarID):
                     try await context.queue.enqueue(try Purge.avatarJob(userID: user.id, avatarID: avatarID), on: tx)
+                case .removePhoto(let avatarID, let photoID):
+                    removedPhoto = (avatarID, photoID)
                 case .deleteMe:
                     try await context.queue.enqueue(try Purge.userJob(userID: user.id), on: tx)
                 case .cancelTraining(let avatarID):
@@ -180,6 +189,10 @@ public enum BotHandler {
             try await context.database.withConnection { connection in
                 try await Outbox.send(render(reply, chatID: chatID, language: replyLanguage), uniqueKey: "update:\(updateKey):train", on: connection, queue: context.queue)
             }
+        }
+        if let removal = removedPhoto,
+           let key = try await context.store.removePhoto(avatarID: removal.avatarID, photoID: removal.photoID, userID: user.id, settings: settings) {
+            try? await context.storage.delete(bucket: settings.photoBucket, key: key)  // a leftover would be found by the avatar's purge
         }
         if let avatarID = cancelTraining {
             try await cancel(avatarID, userID: user.id, chatID: chatID, updateKey: updateKey, language: replyLanguage, context: context)

@@ -50,6 +50,8 @@ public struct BotFacts: Sendable {
     public var history = ""
     /// A generation a pressed button names, if it is the presser's: (avatar, prompt, ratio, count).
     public var targetGeneration: (avatarID: UUID, prompt: String, aspectRatio: String, count: Int)?
+    /// The photos of the avatar being collected, in upload order (for "My photos").
+    public var photos: [UUID] = []
 
     public init(isNewUser: Bool, balance: Int, trainingPrice: Int, minimumPhotos: Int, maximumPhotos: Int, collecting: Avatar?, newAvatarID: UUID) {
         self.isNewUser = isNewUser
@@ -96,6 +98,7 @@ public enum BotAction: Sendable, Equatable {
     case cancelTraining(avatarID: UUID)
     case requestGeneration(id: UUID, avatarID: UUID, prompt: String, aspectRatio: String, count: Int)
     case deleteMe
+    case removePhoto(avatarID: UUID, photoID: UUID)
 }
 
 /// The conversation: a pure function of (step, event, facts) → (next step, actions). No I/O,
@@ -252,6 +255,21 @@ public enum Conversation {
             }
             actions.append(.requestGeneration(id: facts.newAvatarID, avatarID: avatarID, prompt: prompt, aspectRatio: ratio, count: count))
             return (.idle, actions)
+        case (.collecting(let avatarID), .button(let data, _)) where data == "ph:list:\(avatarID.uuidString.lowercased())":
+            guard !facts.photos.isEmpty else {
+                actions.append(.reply(Reply("photos.none")))
+                return (step, actions)
+            }
+            let rows = facts.photos.enumerated().map { index, id in [button("photos.remove", "ph:del:\(id.uuidString.lowercased())", ["n": "\(index + 1)"])] }
+            actions.append(.reply(Reply("photos.list", ["count": "\(facts.photos.count)"], buttons: rows)))
+            return (step, actions)
+        case (.collecting(let avatarID), .button(let data, _)) where data.hasPrefix("ph:del:"):
+            guard let photoID = UUID(uuidString: String(data.dropFirst("ph:del:".count))), facts.photos.contains(photoID) else {
+                return (step, [.answerCallback(textKey: "stale.button")])
+            }
+            actions.append(.removePhoto(avatarID: avatarID, photoID: photoID))
+            actions.append(.reply(Reply("photos.removed", ["count": "\(facts.photos.count - 1)", "min": "\(facts.minimumPhotos)"])))
+            return (step, actions)
         case (.collecting, .otherFile):
             actions.append(.reply(Reply("photo.rejected.not_image")))
             return (step, actions)

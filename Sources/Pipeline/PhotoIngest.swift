@@ -120,7 +120,8 @@ public enum PhotoIngest {
             let id = payload.avatarID.uuidString.lowercased()
             let ready = count >= settings.minimumPhotos
             let text = catalog.text(ready ? "photos.progress.ready" : "photos.progress", language, arguments)
-            let buttons: [[OutgoingMessage.Button]] = ready ? [[.init(catalog.text("train.start", language, arguments), data: "train:\(id)")]] : []
+            var buttons: [[OutgoingMessage.Button]] = ready ? [[.init(catalog.text("train.start", language, arguments), data: "train:\(id)")]] : []
+            buttons.append([.init(catalog.text("photos.mine", language), data: "ph:list:\(id)"), .init(catalog.text("photos.cancel_draft", language), data: "av:del:\(id)")])
             try await Outbox.send(OutgoingMessage(chatID: payload.userID, text: text, buttons: buttons, tag: "progress:\(id)", coalesce: true),
                                   uniqueKey: "progress:\(id):\(count)", on: connection, queue: context.queue)
         }

@@ -164,3 +164,42 @@ import Testing
         }
     }
 }
+
+@Suite struct BotPhotoListTests {
+    @Test func listAndRemoveAPhoto() async throws {
+        try await Harness.run(withBot: true) { h in
+            let user = h.sandbox.telegram.user(id: 7801, firstName: "Ola")
+            let transcript = h.sandbox.transcript
+            func botSays(_ fragment: String, after: Int = 0) async -> Bool {
+                await transcript.waitFor(chatID: 7801, after: after, timeout: .seconds(20)) { $0.actor == .bot && $0.text.contains(fragment) } != nil
+            }
+            #expect(await user.send("/start") == 200)
+            #expect(await botSays("I am Aisha"))
+            #expect(await user.press("Create an avatar") == 200)
+            #expect(await botSays("What should the avatar learn?"))
+            #expect(await user.press("A style") == 200)
+            #expect(await botSays("Who is in the photos?"))
+            #expect(await user.press("Prefer not to say") == 200)
+            #expect(await botSays("Give the avatar a name"))
+            #expect(await user.send("Watercolours") == 200)
+            #expect(await botSays("18 or older"))
+            #expect(await user.press("I confirm") == 200)
+            #expect(await botSays("Send 10–20 photos"))
+            _ = await user.sendAlbum((1...10).map { Harness.jpeg(UInt64(6000 + $0)) })
+            #expect(await botSays("Photos: 10 of 20"))
+            let avatarID = try #require(try await h.database.query("SELECT id FROM avatars WHERE user_id = 7801").first?.decode(UUID.self, at: 0))
+            #expect(try await h.store.avatar(avatarID)?.status == .ready)
+            #expect(await user.press("My photos") == 200)
+            #expect(await botSays("10 photos. Tap one to remove it"))
+            #expect(await user.press("Remove photo 3") == 200)
+            #expect(await botSays("Removed. 9 photos left"))
+            #expect(try await h.eventually { try await h.store.avatar(avatarID)?.photoCount == 9 })
+            #expect(try await h.store.avatar(avatarID)?.status == .draft, "below the minimum again")
+            #expect(try await h.eventually { try await h.context.storage.list(bucket: h.context.settings.photoBucket, prefix: "7801/").count == 9 })
+            // Another user's photo id, forged: refused.
+            #expect(await user.forgeCallback(data: "ph:del:\(UUID().uuidString.lowercased())", messageID: 1) == 200)
+            #expect(await transcript.waitFor(chatID: 7801) { $0.kind == "toast" && $0.text.contains("no longer valid") } != nil)
+            #expect(try await h.store.avatar(avatarID)?.photoCount == 9)
+        }
+    }
+}
