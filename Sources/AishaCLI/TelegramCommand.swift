@@ -73,12 +73,12 @@ struct TelegramCommand: AsyncParsableCommand {
         @OptionGroup var connection: Connection
 
         static let english: [TelegramClient.BotCommand] = [
-            .init("start", "Start and main menu"), .init("avatars", "My avatars"), .init("generate", "Create images"),
+            .init("start", "Start and main menu"), .init("avatars", "My avatars"), .init("generate", "Create images"), .init("gallery", "My images"),
             .init("balance", "Credits and history"), .init("language", "Change language"), .init("cancel", "Cancel the current step"),
             .init("help", "How it works"), .init("delete_me", "Delete my data"),
         ]
         static let russian: [TelegramClient.BotCommand] = [
-            .init("start", "Начать и главное меню"), .init("avatars", "Мои аватары"), .init("generate", "Создать изображения"),
+            .init("start", "Начать и главное меню"), .init("avatars", "Мои аватары"), .init("generate", "Создать изображения"), .init("gallery", "Мои изображения"),
             .init("balance", "Кредиты и история"), .init("language", "Сменить язык"), .init("cancel", "Отменить текущий шаг"),
             .init("help", "Как это работает"), .init("delete_me", "Удалить мои данные"),
         ]

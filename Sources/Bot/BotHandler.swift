@@ -67,6 +67,7 @@ public enum BotHandler {
         let settings = context.settings
         let language = Catalog.Language(languageCode: user.languageCode)
         var removedPhoto: (avatarID: UUID, photoID: UUID)?
+        var deletedImages: [String] = []
         var startTraining: UUID?
         var cancelTraining: UUID?
         var generation: (id: UUID, avatarID: UUID, prompt: String, ratio: String, count: Int)?
@@ -110,6 +111,11 @@ public enum BotHandler {
             switch event {
             case .command("/balance", _), .button("bal", _):
                 facts.history = try await Self.history(userID: user.id, language: Catalog.Language(languageCode: userLanguageCode), on: tx)
+            case .command("/gallery", _), .button("img:list", _):
+                facts.gallery = try await tx.query("""
+                    SELECT g.id, g.prompt, count(i.id)::int, coalesce(bool_or(i.favourite), false) FROM generations g JOIN generated_images i ON i.generation_id = g.id
+                    WHERE g.user_id = \(user.id) AND g.status = 'completed' GROUP BY g.id ORDER BY g.created_at DESC LIMIT 50
+                    """).map { (try $0.decode(UUID.self, at: 0), try $0.decode(String.self, at: 1), try $0.decode(Int.self, at: 2), try $0.decode(Bool.self, at: 3)) }
             case .command("/avatars", _), .command("/generate", _):
                 facts.avatars = try await tx.query("SELECT \(Avatar.columns) FROM avatars WHERE user_id = \(user.id) ORDER BY created_at DESC LIMIT 100").map(Avatar.init(row:))
             case .button(let data, _):
@@ -118,7 +124,7 @@ public enum BotHandler {
                 }
                 // A button naming an avatar or a generation: load it only if it is the presser's own.
                 if let id = data.split(separator: ":").last.flatMap({ UUID(uuidString: String($0)) }) {
-                    if data.hasPrefix("gen:again:") || data.hasPrefix("gen:prompt:") {
+                    if data.hasPrefix("gen:") && !data.hasPrefix("gen:av:") {
                         if let row = try await tx.query("SELECT avatar_id, prompt, aspect_ratio, image_count FROM generations WHERE id = \(id) AND user_id = \(user.id)").first,
                            let avatarID = try row.decode(UUID?.self, at: 0) {
                             facts.targetGeneration = (avatarID, try row.decode(String.self, at: 1), try row.decode(String.self, at: 2), try row.decode(Int.self, at: 3))
@@ -157,6 +163,18 @@ public enum BotHandler {
                     try await context.queue.enqueue(try Purge.avatarJob(userID: user.id, avatarID: avatarID), on: tx)
                 case .removePhoto(let avatarID, let photoID):
                     removedPhoto = (avatarID, photoID)
+                case .toggleFavourite(let id):
+                    try await tx.query("UPDATE generated_images SET favourite = NOT favourite WHERE generation_id = \(id) AND user_id = \(user.id)")
+                case .resendImages(let id):
+                    let keys = try await tx.query("SELECT id, object_key FROM generated_images WHERE generation_id = \(id) AND user_id = \(user.id) ORDER BY position").map {
+                        OutgoingMessage.Photo(bucket: settings.generatedBucket, key: try $0.decode(String.self, at: 1), imageID: try $0.decode(UUID.self, at: 0))
+                    }
+                    if !keys.isEmpty {
+                        replies += 1
+                        try await Outbox.send(OutgoingMessage(chatID: chatID, text: "", photos: keys), uniqueKey: "update:\(updateKey):\(replies)", on: tx, queue: context.queue)
+                    }
+                case .deleteImages(let id):
+                    deletedImages = try await tx.query("DELETE FROM generated_images WHERE generation_id = \(id) AND user_id = \(user.id) RETURNING object_key").map { try $0.decode(String.self, at: 0) }
                 case .deleteMe:
                     try await context.queue.enqueue(try Purge.userJob(userID: user.id), on: tx)
                 case .cancelTraining(let avatarID):
@@ -194,6 +212,7 @@ public enum BotHandler {
            let key = try await context.store.removePhoto(avatarID: removal.avatarID, photoID: removal.photoID, userID: user.id, settings: settings) {
             try? await context.storage.delete(bucket: settings.photoBucket, key: key)  // a leftover would be found by the avatar's purge
         }
+        if !deletedImages.isEmpty { _ = try? await context.storage.delete(bucket: settings.generatedBucket, keys: deletedImages) }
         if let avatarID = cancelTraining {
             try await cancel(avatarID, userID: user.id, chatID: chatID, updateKey: updateKey, language: replyLanguage, context: context)
         }

@@ -50,6 +50,8 @@ public struct BotFacts: Sendable {
     public var history = ""
     /// A generation a pressed button names, if it is the presser's: (avatar, prompt, ratio, count).
     public var targetGeneration: (avatarID: UUID, prompt: String, aspectRatio: String, count: Int)?
+    /// The user's finished generations, newest first: (id, prompt, images, favourite).
+    public var gallery: [(id: UUID, prompt: String, images: Int, favourite: Bool)] = []
     /// The photos of the avatar being collected, in upload order (for "My photos").
     public var photos: [UUID] = []
 
@@ -99,6 +101,9 @@ public enum BotAction: Sendable, Equatable {
     case requestGeneration(id: UUID, avatarID: UUID, prompt: String, aspectRatio: String, count: Int)
     case deleteMe
     case removePhoto(avatarID: UUID, photoID: UUID)
+    case toggleFavourite(generationID: UUID)
+    case resendImages(generationID: UUID)
+    case deleteImages(generationID: UUID)
 }
 
 /// The conversation: a pure function of (step, event, facts) → (next step, actions). No I/O,
@@ -107,7 +112,7 @@ public enum Conversation {
     static func button(_ key: String, _ data: String, _ arguments: [String: String] = [:]) -> Reply.Button { .init(key: key, data: data, arguments: arguments) }
 
     static var mainMenu: [[Reply.Button]] {
-        [[button("menu.create", "av:new")], [button("menu.avatars", "av:list:0")], [button("menu.balance", "bal")], [button("menu.help", "help")]]
+        [[button("menu.create", "av:new")], [button("menu.avatars", "av:list:0"), button("menu.images", "img:list")], [button("menu.balance", "bal"), button("menu.help", "help")]]
     }
 
     public static func handle(_ step: ChatStep, _ event: BotEvent, _ facts: BotFacts) -> (ChatStep, [BotAction]) {
@@ -145,6 +150,22 @@ public enum Conversation {
         case .button("me:del", _):
             actions.append(.deleteMe)
             actions.append(.reply(Reply("me.deleting")))
+            return (.idle, actions)
+        case .command("/gallery", _), .button("img:list", _):
+            actions.append(.reply(imageGallery(facts.gallery)))
+            return (.idle, actions)
+        case .button(let data, _) where data.hasPrefix("gen:fav:") || data.hasPrefix("gen:show:") || data.hasPrefix("gen:del:") || data.hasPrefix("gen:delok:"):
+            guard facts.targetGeneration != nil, let id = data.split(separator: ":").last.flatMap({ UUID(uuidString: String($0)) }) else {
+                return (step, [.answerCallback(textKey: "stale.button")])
+            }
+            if data.hasPrefix("gen:fav:") { return (step, [.answerCallback(textKey: "images.favourite.toggled"), .toggleFavourite(generationID: id)]) }
+            if data.hasPrefix("gen:show:") { return (step, actions + [.resendImages(generationID: id)]) }
+            if data.hasPrefix("gen:del:") {
+                actions.append(.reply(Reply("images.delete.confirm", buttons: [[button("avatar.delete.yes", "gen:delok:\(id.uuidString.lowercased())"), button("button.cancel", "cancel")]])))
+                return (step, actions)
+            }
+            actions.append(.deleteImages(generationID: id))
+            actions.append(.reply(Reply("images.deleted", buttons: mainMenu)))
             return (.idle, actions)
         case .button(let data, _) where data.hasPrefix("gen:again:") || data.hasPrefix("gen:prompt:"):
             guard let generation = facts.targetGeneration else { return (step, [.answerCallback(textKey: "stale.button")]) }
@@ -300,6 +321,17 @@ public enum Conversation {
     }
 
     static let pageSize = 5
+
+    /// The user's images: one row per generation (★ for favourites) to show it again or delete it.
+    static func imageGallery(_ generations: [(id: UUID, prompt: String, images: Int, favourite: Bool)]) -> Reply {
+        guard !generations.isEmpty else { return Reply("images.none", buttons: mainMenu) }
+        let rows = generations.prefix(10).map { generation -> [Reply.Button] in
+            let id = generation.id.uuidString.lowercased()
+            let title = (generation.favourite ? "★ " : "") + String(generation.prompt.prefix(40))
+            return [button("text.raw", "gen:show:\(id)", ["text": title]), button("button.delete", "gen:del:\(id)")]
+        }
+        return Reply("images.title", ["count": "\(generations.count)"], buttons: rows)
+    }
 
     static func promptReply(_ name: String) -> Reply {
         Reply("generate.prompt", ["name": name], buttons: [[button("presets.browse", "pre:cats")], [button("button.cancel", "cancel")]])

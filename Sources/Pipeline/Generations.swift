@@ -100,6 +100,7 @@ public enum Generations {
             let id = generation.id.uuidString.lowercased()
             let buttons: [[OutgoingMessage.Button]] = [[
                 .init(catalog.text("button.again", language), data: "gen:again:\(id)"),
+                .init(catalog.text("button.favourite", language), data: "gen:fav:\(id)"),
                 .init(catalog.text("button.prompt", language), data: "gen:prompt:\(id)"),
             ]]
             let caption = catalog.text("generation.done", language, ["count": "\(stored.count)"])

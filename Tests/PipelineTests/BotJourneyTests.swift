@@ -203,3 +203,33 @@ import Testing
         }
     }
 }
+
+@Suite struct BotImageGalleryTests {
+    @Test func favouriteShowAgainAndDelete() async throws {
+        try await Harness.run(withBot: true) { h in
+            let avatar = try await GenerationTests().trained(h, user: 7901, seedBase: 7000)
+            let generations = GenerationStore(database: h.database)
+            guard case .started(let id, _) = try await generations.request(userID: 7901, avatarID: avatar.id, chatID: 7901, prompt: "a red bicycle in Amsterdam", aspectRatio: "1:1", count: 2, settings: h.context.settings) else { Issue.record("no generation"); return }
+            #expect(try await h.eventually { try await generations.generation(id)?.status == "completed" })
+            let user = h.sandbox.telegram.user(id: 7901)
+            let transcript = h.sandbox.transcript
+            #expect(await transcript.waitFor(chatID: 7901) { $0.text == "More?" } != nil)
+            #expect(await user.press("★ Favourite") == 200)
+            #expect(try await h.eventually { try await h.database.query("SELECT bool_and(favourite) FROM generated_images WHERE generation_id = \(id)")[0].decode(Bool?.self, at: 0) == true })
+            let before = h.sandbox.telegram.messages(inChat: 7901).filter { $0.fromBot && !$0.fileIDs.isEmpty }.count
+            #expect(await user.send("/gallery") == 200)
+            #expect(await transcript.waitFor(chatID: 7901) { $0.text.contains("Your images (1)") && $0.buttons.flatMap { $0 }.contains("★ a red bicycle in Amsterdam") } != nil)
+            #expect(await user.press("★ a red bicycle") == 200)
+            #expect(try await h.eventually { h.sandbox.telegram.messages(inChat: 7901).filter { $0.fromBot && !$0.fileIDs.isEmpty }.count == before + 2 }, "shown again")
+            #expect(await user.press("Delete") == 200)
+            #expect(await transcript.waitFor(chatID: 7901) { $0.text.contains("Delete these images") } != nil)
+            #expect(await user.press("Yes, delete") == 200)
+            #expect(try await h.eventually { try await h.database.query("SELECT count(*) FROM generated_images WHERE user_id = 7901")[0].decode(Int.self, at: 0) == 0 })
+            #expect(try await h.eventually { try await h.context.storage.list(bucket: h.context.settings.generatedBucket, prefix: "7901/").isEmpty })
+            // Another user cannot favourite or delete them: the generation is not theirs.
+            let other = h.sandbox.telegram.user(id: 7902)
+            #expect(await other.forgeCallback(data: "gen:del:\(id.uuidString.lowercased())", messageID: 1) == 200)
+            #expect(await transcript.waitFor(chatID: 7902) { $0.kind == "toast" && $0.text.contains("no longer valid") } != nil)
+        }
+    }
+}

@@ -21,7 +21,7 @@ import Testing
             let info = try await TestServices.run(aisha, ["telegram", "webhook-info"], environment: environment)
             #expect(info.contains("https://bot.example.com/telegram/webhook") && info.contains("pending updates:      0"))
             _ = try await TestServices.run(aisha, ["telegram", "set-commands"], environment: environment)
-            #expect(sandbox.telegram.commands["ru"]?.contains("avatars") == true && sandbox.telegram.commands[""]?.count == 8)
+            #expect(sandbox.telegram.commands["ru"]?.contains("avatars") == true && sandbox.telegram.commands[""]?.count == 9)
             _ = try await TestServices.run(aisha, ["telegram", "delete-webhook"], environment: environment)
             #expect(sandbox.telegram.webhook == nil)
             // Without a token: a plain refusal, and the token is never asked for on the command line.
