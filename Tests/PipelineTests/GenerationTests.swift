@@ -48,7 +48,7 @@ import Testing
             let album = h.sandbox.telegram.messages(inChat: user).filter { $0.fromBot && $0.mediaGroupID != nil }
             #expect(album.count == 2)
             let buttons = try #require(h.sandbox.telegram.messages(inChat: user).last { $0.text == "More?" })
-            #expect(buttons.keyboard.flatMap { $0 }.map(\.text) == ["Again", "Show prompt"])
+            #expect(buttons.keyboard.flatMap { $0 }.map(\.text) == ["Again", "★ Favourite", "Show prompt"])
             #expect(try await h.eventually { try await h.database.query("SELECT count(*) FROM generated_images WHERE generation_id = \(id) AND telegram_file_id IS NOT NULL")[0].decode(Int.self, at: 0) == 2 })
             // The same request again (a double tap with the same id) charges nothing more.
             #expect(try await generations.request(id: id, userID: user, avatarID: avatar.id, chatID: user, prompt: "on a rainy street in Tokyo at night", aspectRatio: "9:16", count: 2, settings: h.context.settings) == .started(id: id, balance: 40))
