@@ -1,5 +1,5 @@
 # Aisha: the two commands a newcomer needs are `make demo` and `make test`.
-.PHONY: demo test build deps services-start services-stop services-status migrate clean-local
+.PHONY: demo test reliability build deps services-start services-stop services-status migrate clean-local
 
 deps:
 	@deploy/local/install-deps.sh
@@ -12,6 +12,10 @@ test: deps
 
 demo: deps
 	@deploy/local/demo.sh
+
+# The reliability suite: kills, outages, FAL faults, hostile input (docs/reliability.md).
+reliability: deps
+	@deploy/local/reliability.sh $(CASES)
 
 services-start: deps
 	@deploy/local/services.sh start

@@ -41,12 +41,10 @@ struct AishaWorker {
         }
         try await pipeline.prepareStorage()
         configuration.periodic += pipeline.periodicJobs
-        // Telegram allows about 30 messages a second per bot (more with paid broadcasts).
         let globalRate = environment["AISHA_TELEGRAM_GLOBAL_PER_SECOND"].flatMap(Int.init).flatMap { $0 > 0 ? $0 : nil } ?? 30
+        let global = RateLimit(count: globalRate, per: 1, burst: globalRate)
         let factory = RateLimitedTelegramFactory { client, database in
-            RateLimitedTelegram(client: client, limiter: RateLimiter(database: database), limits: { chat in
-                [RateLimiter.telegram(chatID: chat)[0], ("tg:global", RateLimit(count: globalRate, per: 1, burst: globalRate))]
-            })
+            RateLimitedTelegram(client: client, limiter: RateLimiter(database: database), limits: { RateLimiter.telegram(chatID: $0, global: global) })
         }
         let handlers = [pruneHandler, BotHandler.handler(pipeline)] + pipeline.handlers(rateLimited: factory)
         let worker = JobWorker(queue: queue, handlers: handlers, configuration: configuration, logger: logger)

@@ -1,6 +1,6 @@
 public import Foundation
 public import JobQueue
-public import Postgres
+import Postgres
 
 extension AvatarStore {
     public enum TrainingStart: Sendable, Equatable {

@@ -1,5 +1,5 @@
-public import Avatars
-public import FAL
+import Avatars
+import FAL
 import Foundation
 public import JobQueue
 import Logging
@@ -214,7 +214,7 @@ public enum BotHandler {
         }
         if !deletedImages.isEmpty { _ = try? await context.storage.delete(bucket: settings.generatedBucket, keys: deletedImages) }
         if let avatarID = cancelTraining {
-            try await cancel(avatarID, userID: user.id, chatID: chatID, updateKey: updateKey, language: replyLanguage, context: context)
+            try await cancel(avatarID, userID: user.id, chatID: chatID, updateKey: updateKey, context: context)
         }
         if let request = generation {
             // The generation id comes from the update id: a redelivered update is the same request.
@@ -241,9 +241,8 @@ public enum BotHandler {
     /// kind) are translated too.
     static func render(_ reply: Reply, chatID: Int64, language: Catalog.Language) -> OutgoingMessage {
         let catalog = Catalog.shared
-        func localized(_ arguments: [String: String]) -> [String: String] { arguments.mapValues { catalog.has($0) ? catalog.text($0, language) : $0 } }
-        return OutgoingMessage(chatID: chatID, text: catalog.text(reply.key, language, localized(reply.arguments)),
-                               buttons: reply.buttons.map { row in row.map { .init(catalog.text($0.key, language, localized($0.arguments)), data: $0.data) } })
+        return OutgoingMessage(chatID: chatID, text: catalog.localized(reply.key, language, reply.arguments),
+                               buttons: reply.buttons.map { row in row.map { .init(catalog.localized($0.key, language, $0.arguments), data: $0.data) } })
     }
 
     /// The last movements, newest first: `+150 welcome · 2026-11-25`.
@@ -268,12 +267,9 @@ public enum BotHandler {
     }
 
     /// Cancels a training at FAL (best effort) and refunds it, then says so.
-    static func cancel(_ avatarID: UUID, userID: Int64, chatID: Int64, updateKey: String, language: Catalog.Language, context: PipelineContext) async throws {
+    static func cancel(_ avatarID: UUID, userID: Int64, chatID: Int64, updateKey: String, context: PipelineContext) async throws {
         guard try await context.store.avatar(avatarID)?.userID == userID,
               let (cancelled, refunded) = try await AvatarTraining.cancel(avatarID: avatarID, reason: "cancelled", context: context) else { return }
-        try await context.database.withConnection { connection in
-            let text = Catalog.shared.text("training.cancelled", language, ["name": cancelled.name, "price": "\(refunded)"])
-            try await Outbox.send(OutgoingMessage(chatID: chatID, text: text), uniqueKey: "update:\(updateKey):cancel", on: connection, queue: context.queue)
-        }
+        try await context.tell(userID, chatID: chatID, "training.cancelled", ["name": cancelled.name, "price": "\(refunded)"], uniqueKey: "update:\(updateKey):cancel")
     }
 }

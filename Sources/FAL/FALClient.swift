@@ -1,5 +1,5 @@
 import Curl
-public import Foundation
+import Foundation
 
 /// FAL's queue and storage API (external-apis §1, §3A). Every call carries
 /// `Authorization: Key …` (except the pre-signed storage PUT) and a deadline.

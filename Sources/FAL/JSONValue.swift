@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Any JSON value, for payloads whose shape belongs to a model (FAL results, error details).
 public enum JSONValue: Codable, Sendable, Equatable {

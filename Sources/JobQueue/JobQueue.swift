@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 public import Postgres
 
 /// The durable job queue in PostgreSQL (table `jobs`, migration 0001).

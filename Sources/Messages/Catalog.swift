@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The message catalogue: every user-facing text, in English and Russian, as data
 /// (`Resources/en.json`, `ru.json`) — never in code, never an exception's text.
@@ -32,6 +32,11 @@ public struct Catalog: Sendable {
         var text = texts[language]?[key] ?? texts[.en]?[key] ?? key
         for (name, value) in arguments { text = text.replacingOccurrences(of: "{\(name)}", with: value) }
         return text
+    }
+
+    /// `text`, with arguments that are themselves catalogue keys (a status, a reason) translated too.
+    public func localized(_ key: String, _ language: Language, _ arguments: [String: String] = [:]) -> String {
+        text(key, language, arguments.mapValues { has($0) ? text($0, language) : $0 })
     }
 
     /// Whether `key` is a catalogue key.

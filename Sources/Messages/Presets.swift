@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The style presets: a browsable catalogue of scene prompts by category, each with an English
 /// and a Russian title (`Resources/presets.json` — data, so it grows without code changes).

@@ -3,7 +3,7 @@ import BlockingIO
 import Curl
 import FAL
 public import Foundation
-public import JobQueue
+import JobQueue
 public import Logging
 import Messages
 import ObjectStorage

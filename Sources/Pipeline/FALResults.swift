@@ -1,7 +1,7 @@
-public import Avatars
+import Avatars
 public import FAL
-public import Foundation
-public import JobQueue
+import Foundation
+import JobQueue
 public import Logging
 import Messages
 import Postgres
@@ -17,20 +17,22 @@ public enum FALResults {
         var webhook: FALWebhookPayload
     }
 
-    /// How often a result whose request id we do not know (yet) is looked at again before it is
-    /// logged and dropped — a webhook can overtake the row that records its submission.
-    static let unknownRequestAttempts = 5
+    /// How long a result whose request id we do not know (yet) is looked at again, every few
+    /// seconds, before it is logged and dropped — a webhook can overtake the row that records its
+    /// submission. Measured from the job's creation: a reschedule does not count an attempt, so
+    /// `job.attempt` cannot bound it (it did once, and such a job came back every 10 s forever).
+    static let unknownRequestWindow: TimeInterval = 60
 
     static func handler(_ context: PipelineContext) -> JobHandler {
         JobHandler(kind: kind, timeout: .seconds(60)) { job, logger in
             let payload = try job.decode(Payload.self)
             let applied = try await apply(payload.webhook, ref: payload.ref, context: context, logger: logger)
             if !applied {
-                guard job.attempt < unknownRequestAttempts else {
+                guard Date().timeIntervalSince(job.createdAt) < unknownRequestWindow else {
                     logger.warning("FAL result for a request we never submitted; ignored", metadata: ["fal.request_id": "\(payload.webhook.requestID)"])
                     return
                 }
-                throw JobFailure.retryAt(Date().addingTimeInterval(Double(job.attempt) * 10), reason: "unknown FAL request id (not recorded yet?)")
+                throw JobFailure.retryAt(Date().addingTimeInterval(5), reason: "unknown FAL request id (not recorded yet?)")
             }
         }
     }
@@ -87,16 +89,11 @@ public enum FALResults {
         ], context: context)
     }
 
-    /// One message per (avatar, attempt, event), with catalogue keys resolved in the user's language.
+    /// One message per (avatar, attempt, event).
     static func notify(_ avatar: Avatar, key: String, event: String, reasonKey: String? = nil, buttons: [[OutgoingMessage.Button]], context: PipelineContext) async throws {
-        try await context.database.withConnection { connection in
-            let language = try await context.language(of: avatar.userID, on: connection)
-            let catalog = Catalog.shared
-            var arguments = ["name": avatar.name, "price": "\(avatar.trainingPrice ?? 0)"]
-            if let reasonKey { arguments["reason"] = catalog.text(reasonKey, language) }
-            let localized = buttons.map { row in row.map { OutgoingMessage.Button(catalog.text($0.text, language), data: $0.data) } }
-            try await Outbox.send(OutgoingMessage(chatID: avatar.userID, text: catalog.text(key, language, arguments), buttons: localized),
-                                  uniqueKey: "training:\(avatar.id.uuidString.lowercased()):\(avatar.trainingAttempt):\(event)", on: connection, queue: context.queue)
-        }
+        var arguments = ["name": avatar.name, "price": "\(avatar.trainingPrice ?? 0)"]
+        if let reasonKey { arguments["reason"] = reasonKey }
+        try await context.tell(avatar.userID, key, arguments, buttons: buttons,
+                               uniqueKey: "training:\(avatar.id.uuidString.lowercased()):\(avatar.trainingAttempt):\(event)")
     }
 }

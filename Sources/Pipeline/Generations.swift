@@ -1,8 +1,8 @@
-public import Avatars
+import Avatars
 import Curl
-public import FAL
+import FAL
 public import Foundation
-public import JobQueue
+import JobQueue
 public import Logging
 import Messages
 import ObjectStorage
@@ -125,11 +125,7 @@ public enum Generations {
     static func fail(_ id: UUID, reasonKey: String, context: PipelineContext, logger: Logger) async throws {
         guard let generation = try await GenerationStore(database: context.database).fail(id, error: reasonKey) else { return }
         logger.warning("generation failed", metadata: ["generation": "\(id)", "reason": "\(reasonKey)"])
-        try await context.database.withConnection { connection in
-            let language = try await context.language(of: generation.userID, on: connection)
-            let catalog = Catalog.shared
-            let text = catalog.text("generation.failed", language, ["reason": catalog.text(reasonKey, language), "price": "\(generation.price)"])
-            try await Outbox.send(.init(chatID: generation.chatID, text: text), uniqueKey: "generation:\(id.uuidString.lowercased()):failed", on: connection, queue: context.queue)
-        }
+        try await context.tell(generation.userID, chatID: generation.chatID, "generation.failed", ["reason": reasonKey, "price": "\(generation.price)"],
+                               uniqueKey: "generation:\(id.uuidString.lowercased()):failed")
     }
 }

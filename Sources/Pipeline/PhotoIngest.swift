@@ -110,21 +110,17 @@ public enum PhotoIngest {
     /// on the "Start training" button with price and balance. Queued per accepted photo and
     /// coalesced, so an album costs one or two edits, not twenty.
     private static func progress(_ payload: Payload, count: Int, context: PipelineContext) async throws {
-        try await context.database.withConnection { connection in
-            let language = try await context.language(of: payload.userID, on: connection)
-            let balance = try await connection.query("SELECT balance FROM users WHERE id = \(payload.userID)").first?.decode(Int.self, at: 0) ?? 0
-            let settings = context.settings, catalog = Catalog.shared
-            let bar = String(repeating: "▓", count: count) + String(repeating: "░", count: max(0, settings.maximumPhotos - count))
-            let arguments = ["count": "\(count)", "min": "\(settings.minimumPhotos)", "max": "\(settings.maximumPhotos)", "bar": bar,
-                             "price": "\(settings.trainingPrice)", "balance": "\(balance)"]
-            let id = payload.avatarID.uuidString.lowercased()
-            let ready = count >= settings.minimumPhotos
-            let text = catalog.text(ready ? "photos.progress.ready" : "photos.progress", language, arguments)
-            var buttons: [[OutgoingMessage.Button]] = ready ? [[.init(catalog.text("train.start", language, arguments), data: "train:\(id)")]] : []
-            buttons.append([.init(catalog.text("photos.mine", language), data: "ph:list:\(id)"), .init(catalog.text("photos.cancel_draft", language), data: "av:del:\(id)")])
-            try await Outbox.send(OutgoingMessage(chatID: payload.userID, text: text, buttons: buttons, tag: "progress:\(id)", coalesce: true),
-                                  uniqueKey: "progress:\(id):\(count)", on: connection, queue: context.queue)
-        }
+        let settings = context.settings
+        let balance = try await context.database.query("SELECT balance FROM users WHERE id = \(payload.userID)").first?.decode(Int.self, at: 0) ?? 0
+        let bar = String(repeating: "▓", count: count) + String(repeating: "░", count: max(0, settings.maximumPhotos - count))
+        let arguments = ["count": "\(count)", "min": "\(settings.minimumPhotos)", "max": "\(settings.maximumPhotos)", "bar": bar,
+                         "price": "\(settings.trainingPrice)", "balance": "\(balance)"]
+        let id = payload.avatarID.uuidString.lowercased()
+        let ready = count >= settings.minimumPhotos
+        var buttons: [[OutgoingMessage.Button]] = ready ? [[.init("train.start", data: "train:\(id)")]] : []
+        buttons.append([.init("photos.mine", data: "ph:list:\(id)"), .init("photos.cancel_draft", data: "av:del:\(id)")])
+        try await context.tell(payload.userID, ready ? "photos.progress.ready" : "photos.progress", arguments, buttons: buttons,
+                               tag: "progress:\(id)", coalesce: true, uniqueKey: "progress:\(id):\(count)")
     }
 
     private static func removeUnlessKept(_ key: String, context: PipelineContext) async throws {
@@ -140,11 +136,7 @@ public enum PhotoIngest {
 
     /// The refusal's reason, in the user's language.
     private static func notify(_ payload: Payload, _ reason: PhotoRejection, context: PipelineContext) async throws {
-        try await context.database.withConnection { connection in
-            let language = try await context.language(of: payload.userID, on: connection)
-            let text = Catalog.shared.text(reason.rawValue, language, ["min": "\(context.settings.minimumShortSide)", "max": "\(context.settings.maximumPhotos)"])
-            try await Outbox.send(OutgoingMessage(chatID: payload.userID, text: text), uniqueKey: "photo:\(payload.avatarID.uuidString.lowercased()):\(payload.fileUniqueID)",
-                                  on: connection, queue: context.queue)
-        }
+        try await context.tell(payload.userID, reason.rawValue, ["min": "\(context.settings.minimumShortSide)", "max": "\(context.settings.maximumPhotos)"],
+                               uniqueKey: "photo:\(payload.avatarID.uuidString.lowercased()):\(payload.fileUniqueID)")
     }
 }

@@ -1,9 +1,9 @@
-public import Avatars
-public import FAL
-public import Foundation
-public import ObjectStorage
+import Avatars
+import FAL
+import Foundation
+import ObjectStorage
 public import Postgres
-public import Telegram
+import Telegram
 
 /// A configuration mistake, said plainly (the worker exits with it).
 public struct PipelineConfigurationError: Error, CustomStringConvertible {
@@ -30,6 +30,14 @@ extension PipelineContext {
         settings.welcomeCredits = try number("AISHA_WELCOME_CREDITS", settings.welcomeCredits)
         settings.portraitSteps = try number("AISHA_PORTRAIT_STEPS", settings.portraitSteps)
         settings.styleSteps = try number("AISHA_STYLE_STEPS", settings.styleSteps)
+        func seconds(_ name: String, _ fallback: TimeInterval) throws -> TimeInterval { TimeInterval(try number(name, Int(fallback))) }
+        settings.reconcileTrainingAfter = try seconds("AISHA_RECONCILE_TRAINING_AFTER_SECONDS", settings.reconcileTrainingAfter)
+        settings.trainingTimeout = try seconds("AISHA_TRAINING_TIMEOUT_SECONDS", settings.trainingTimeout)
+        settings.reconcileGenerationAfter = try seconds("AISHA_RECONCILE_GENERATION_AFTER_SECONDS", settings.reconcileGenerationAfter)
+        settings.generationTimeout = try seconds("AISHA_GENERATION_TIMEOUT_SECONDS", settings.generationTimeout)
+        let every = try number("AISHA_RECONCILE_EVERY_SECONDS", 60)
+        guard every > 0 else { throw PipelineConfigurationError(description: "AISHA_RECONCILE_EVERY_SECONDS must be at least 1") }
+        settings.reconcileEvery = .seconds(every)
         let storage = ObjectStorage(configuration: try ObjectStorage.Configuration.fromEnvironment(environment))
         let fal = FALClient(configuration: .init(
             key: try required("FAL_KEY"), queueBaseURL: environment["FAL_QUEUE_URL"] ?? "https://queue.fal.run", restBaseURL: environment["FAL_REST_URL"] ?? "https://rest.fal.ai"

@@ -2,7 +2,7 @@ public import Avatars
 public import FAL
 public import Foundation
 public import JobQueue
-public import Logging
+import Logging
 import Messages
 public import ObjectStorage
 public import Postgres
@@ -34,6 +34,26 @@ public struct PipelineContext: Sendable {
     /// The user's language for messages.
     func language(of userID: Int64, on connection: PostgresConnection) async throws -> Catalog.Language {
         Catalog.Language(languageCode: try await connection.query("SELECT language FROM users WHERE id = \(userID)").first?.decode(String.self, at: 0))
+    }
+
+    /// Queues a message for a user, written from catalogue keys in the user's language: the text,
+    /// its arguments (those that are keys are translated) and the buttons' labels. One message
+    /// per `uniqueKey`. Pass `connection` to queue it inside the caller's transaction.
+    public func tell(
+        _ userID: Int64, chatID: Int64? = nil, _ key: String, _ arguments: [String: String] = [:], buttons: [[OutgoingMessage.Button]] = [],
+        tag: String? = nil, coalesce: Bool = false, uniqueKey: String, on connection: PostgresConnection? = nil
+    ) async throws {
+        func send(_ connection: PostgresConnection) async throws {
+            let language = try await self.language(of: userID, on: connection)
+            let catalog = Catalog.shared
+            let message = OutgoingMessage(
+                chatID: chatID ?? userID, text: catalog.localized(key, language, arguments),
+                buttons: buttons.map { row in row.map { OutgoingMessage.Button(catalog.localized($0.text, language, arguments), data: $0.data) } },
+                tag: tag, coalesce: coalesce
+            )
+            try await Outbox.send(message, uniqueKey: uniqueKey, on: connection, queue: queue)
+        }
+        if let connection { try await send(connection) } else { try await database.withConnection { try await send($0) } }
     }
 
     /// A fresh scratch folder for one job; the caller removes it.

@@ -1,7 +1,7 @@
-public import Avatars
+import Avatars
 import FAL
-public import Foundation
-public import JobQueue
+import Foundation
+import JobQueue
 public import Logging
 import Postgres
 
@@ -30,66 +30,62 @@ public enum Reconciliation {
         }
     }
 
+    /// A request whose webhook is late, and what ends it when it is too late.
+    struct Overdue {
+        var subject: String
+        var handle: FALClient.QueueHandle
+        var age: TimeInterval
+        var timeout: TimeInterval
+        var expire: () async throws -> Void
+    }
+
     /// One pass. Safe to run anywhere, any number of times: every effect goes through the
     /// guarded, idempotent writes `fal.result` uses.
     public static func run(context: PipelineContext, logger: Logger) async throws -> Report {
         let settings = context.settings
-        let overdue = try await context.database.query("""
+        let trainings = try await context.database.query("""
             SELECT id, training_attempt, fal_request_id, training_model, extract(epoch FROM now() - submitted_at)::float8
             FROM avatars
             WHERE status = 'training' AND fal_request_id IS NOT NULL AND submitted_at < now() - make_interval(secs => \(settings.reconcileTrainingAfter))
             ORDER BY submitted_at LIMIT 100
-            """).map { row in
-            (try row.decode(UUID.self, at: 0), try row.decode(Int.self, at: 1), try row.decode(String.self, at: 2), try row.decode(String?.self, at: 3) ?? FALModel.portraitTrainer, try row.decode(Double.self, at: 4))
-        }
-        var report = Report()
-        for (avatarID, attempt, requestID, model, age) in overdue {
-            report.checked += 1
-            let handle = context.fal.handle(model: model, requestID: requestID)
-            do {
-                if let result = try await context.fal.poll(handle) {
-                    try await FALResults.apply(result, ref: nil, context: context, logger: logger)
-                    logger.notice("training finished by reconciliation (its webhook never came)", metadata: ["avatar": "\(avatarID)", "fal.request_id": "\(requestID)"])
-                    report.finished += 1
-                    continue
-                }
-            } catch {
-                logger.warning("reconciliation could not reach FAL", metadata: ["avatar": "\(avatarID)", "error": "\(error)"])
-            }
-            if age > settings.trainingTimeout {
-                _ = try? await context.fal.cancel(handle)
+            """).map { row -> Overdue in
+            let (avatarID, attempt, requestID) = (try row.decode(UUID.self, at: 0), try row.decode(Int.self, at: 1), try row.decode(String.self, at: 2))
+            return Overdue(subject: "avatar \(avatarID)", handle: context.fal.handle(model: try row.decode(String?.self, at: 3) ?? FALModel.portraitTrainer, requestID: requestID),
+                           age: try row.decode(Double.self, at: 4), timeout: settings.trainingTimeout) {
                 try await FALResults.failTraining(avatarID: avatarID, attempt: attempt, reasonKey: "training.reason.timeout", context: context, logger: logger)
-                report.timedOut += 1
             }
         }
-        try await reconcileGenerations(context: context, logger: logger, report: &report)
-        return report
-    }
-
-    static func reconcileGenerations(context: PipelineContext, logger: Logger, report: inout Report) async throws {
-        let settings = context.settings
-        let overdue = try await context.database.query("""
+        let generations = try await context.database.query("""
             SELECT id, fal_request_id, extract(epoch FROM now() - submitted_at)::float8 FROM generations
             WHERE status = 'submitted' AND submitted_at < now() - make_interval(secs => \(settings.reconcileGenerationAfter))
             ORDER BY submitted_at LIMIT 100
-            """).map { (try $0.decode(UUID.self, at: 0), try $0.decode(String.self, at: 1), try $0.decode(Double.self, at: 2)) }
-        for (id, requestID, age) in overdue {
+            """).map { row -> Overdue in
+            let id = try row.decode(UUID.self, at: 0)
+            return Overdue(subject: "generation \(id)", handle: context.fal.handle(model: FALModel.fluxLora, requestID: try row.decode(String.self, at: 1)),
+                           age: try row.decode(Double.self, at: 2), timeout: settings.generationTimeout) {
+                try await Generations.fail(id, reasonKey: "generation.reason.service", context: context, logger: logger)
+            }
+        }
+        var report = Report()
+        for item in trainings + generations {
             report.checked += 1
-            let handle = context.fal.handle(model: FALModel.fluxLora, requestID: requestID)
             do {
-                if let result = try await context.fal.poll(handle) {
-                    _ = try await Generations.apply(result, ref: nil, context: context, logger: logger)
+                if let result = try await context.fal.poll(item.handle) {
+                    // The same code as a webhook: it finds the training or generation by request id.
+                    try await FALResults.apply(result, ref: nil, context: context, logger: logger)
+                    logger.notice("finished by reconciliation (its webhook never came)", metadata: ["subject": "\(item.subject)", "fal.request_id": "\(item.handle.requestID)"])
                     report.finished += 1
                     continue
                 }
             } catch {
-                logger.warning("reconciliation could not reach FAL", metadata: ["generation": "\(id)", "error": "\(error)"])
+                logger.warning("reconciliation could not reach FAL", metadata: ["subject": "\(item.subject)", "error": "\(error)"])
             }
-            if age > settings.generationTimeout {
-                _ = try? await context.fal.cancel(handle)
-                try await Generations.fail(id, reasonKey: "generation.reason.service", context: context, logger: logger)
+            if item.age > item.timeout {
+                _ = try? await context.fal.cancel(item.handle)
+                try await item.expire()
                 report.timedOut += 1
             }
         }
+        return report
     }
 }

@@ -39,6 +39,13 @@ public struct PostgresQuery: Sendable, ExpressibleByStringInterpolation {
             sql += "$\(binds.count)"
         }
 
+        /// Appends a parameter placeholder for an optional value: nil binds SQL NULL. (Spelled out
+        /// so the compiler knows an optional here is meant, not a forgotten unwrap.)
+        public mutating func appendInterpolation<Value: PostgresEncodable>(_ value: Value?) {
+            binds.append(value.postgresBind)
+            sql += "$\(binds.count)"
+        }
+
         /// Appends a double-quoted identifier (a table or database name chosen by code, e.g. in tests).
         public mutating func appendInterpolation(identifier: String) {
             sql += "\"" + identifier.replacingOccurrences(of: "\"", with: "\"\"") + "\""

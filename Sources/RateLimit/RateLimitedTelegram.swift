@@ -1,5 +1,5 @@
-public import Foundation
-public import JobQueue
+import Foundation
+import JobQueue
 public import Telegram
 
 /// Telegram calls paced by the shared `RateLimiter`, for job handlers.
@@ -14,7 +14,7 @@ public struct RateLimitedTelegram: Sendable {
     /// The limits one send to a chat takes (Telegram's, by default).
     public let limits: @Sendable (Int64) -> [(key: String, limit: RateLimit)]
 
-    public init(client: TelegramClient, limiter: RateLimiter, limits: @escaping @Sendable (Int64) -> [(key: String, limit: RateLimit)] = RateLimiter.telegram(chatID:)) {
+    public init(client: TelegramClient, limiter: RateLimiter, limits: @escaping @Sendable (Int64) -> [(key: String, limit: RateLimit)] = { RateLimiter.telegram(chatID: $0) }) {
         self.client = client
         self.limiter = limiter
         self.limits = limits

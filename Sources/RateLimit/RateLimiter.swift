@@ -23,8 +23,9 @@ public struct RateLimiter: Sendable {
     }
 
     /// The keys for one Telegram send: its chat (private or group pace) and the bot as a whole.
-    public static func telegram(chatID: Int64) -> [(key: String, limit: RateLimit)] {
+    /// `global` is the whole bot's pace: about 30 a second, more with paid broadcasts.
+    public static func telegram(chatID: Int64, global: RateLimit = .telegramGlobal) -> [(key: String, limit: RateLimit)] {
         // Telegram: group and channel ids are negative.
-        [("tg:chat:\(chatID)", chatID < 0 ? .telegramGroupChat : .telegramPrivateChat), ("tg:global", .telegramGlobal)]
+        [("tg:chat:\(chatID)", chatID < 0 ? .telegramGroupChat : .telegramPrivateChat), ("tg:global", global)]
     }
 }

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import Hummingbird
 import Logging
 
@@ -66,7 +66,7 @@ public final class Sandbox: Sendable {
             text(.ok, self.transcript.events().map { Transcript.line($0, since: self.transcript.start) }.joined(separator: "\n") + "\n")
         }
         router.post("sandbox/users/{id}/{action}") { request, context -> Response in
-            guard let id = context.parameters.get("id").flatMap { Int64($0) }, id > 0 else { return text(.badRequest, "user id must be a positive integer\n") }
+            guard let id = context.parameters.get("id").flatMap({ Int64($0) }), id > 0 else { return text(.badRequest, "user id must be a positive integer\n") }
             var request = request
             let body = Array(try await request.collectBody(upTo: 20 << 20).readableBytesView)
             let user = self.telegram.user(id: id, languageCode: request.uri.queryParameters.get("lang").map { String($0) } ?? "en")

@@ -111,6 +111,7 @@ public final class SandboxFAL: Sendable {
 
     /// Queues faults for the next requests (result faults) or HTTP calls (`serverError`, `slowResponse`).
     public func inject(_ faults: Fault...) { state.withLock { $0.pendingFaults += faults } }
+    public func inject(contentsOf faults: [Fault]) { state.withLock { $0.pendingFaults += faults } }
 
     /// Adds a new signing key and signs with it from now on; the JWKS serves both (rotation).
     public func rotateKey() { state.withLock { $0.keys.append(Ed25519PrivateKey()) } }
@@ -485,7 +486,7 @@ struct SandboxFileStore: Sendable {
     /// Streams a request body to disk, so a large ZIP never sits in memory.
     func write(_ id: String, from body: RequestBody) async throws {
         let temporary = path(id) + ".part"
-        FileManager.default.createFile(atPath: temporary, contents: nil)
+        _ = FileManager.default.createFile(atPath: temporary, contents: nil)
         let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temporary))
         do {
             for try await buffer in body { try handle.write(contentsOf: buffer.readableBytesView) }

@@ -1,4 +1,4 @@
-public import FAL
+import FAL
 import Foundation
 import Hummingbird
 

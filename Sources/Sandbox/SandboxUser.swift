@@ -1,5 +1,5 @@
-public import FAL
-public import Foundation
+import FAL
+import Foundation
 import Imaging
 
 /// A simulated Telegram user in a private chat with the bot. Each action is recorded in the

@@ -21,10 +21,10 @@ public struct SHA256: ~Copyable {
 
     /// Feeds bytes into the hash.
     public mutating func update(_ bytes: some Sequence<UInt8>) {
-        let done = bytes.withContiguousStorageIfAvailable { buffer in
+        let contiguous: Void? = bytes.withContiguousStorageIfAvailable { buffer in
             update(UnsafeRawBufferPointer(buffer))
         }
-        if done == nil {
+        if contiguous == nil {
             let array = Array(bytes)
             array.withUnsafeBytes { update($0) }
         }

@@ -1,5 +1,5 @@
 import Curl
-public import Foundation
+import Foundation
 
 /// The Bot API client (external-apis §5). Every call has a deadline; errors come back as
 /// `TelegramError` mapped to an action, or `CurlError` for transport failures. The token only
@@ -20,7 +20,7 @@ public struct TelegramClient: Sendable {
     /// Calls `method` with JSON parameters and decodes `result`.
     public func call<Result: Decodable & Sendable>(_ method: String, _ parameters: some Encodable, as: Result.Type = Result.self) async throws -> Result {
         let request = try CurlRequest.json(.post, url: "\(apiBaseURL)/bot\(token)/\(method)", value: parameters, timeout: timeout)
-        return try await decode(try await http.execute(request))
+        return try decode(try await http.execute(request))
     }
 
     private func decode<Result: Decodable & Sendable>(_ response: CurlResponse) throws -> Result {

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// One incoming update (Bot API `Update`). Decoding tolerates unknown fields, and update kinds
 /// we do not handle decode as `.unknown` instead of failing: Telegram adds kinds over time, and

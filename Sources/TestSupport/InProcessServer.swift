@@ -1,5 +1,5 @@
 import Hummingbird
-public import Logging
+import Logging
 import Postgres
 public import WebhookServer
 
@@ -20,15 +20,8 @@ public enum InProcessServer {
         let database = PostgresClient(configuration: try WebhookApplication.databaseConfiguration(configuration), logger: logger)
         defer { database.shutdown() }
         let app = try WebhookApplication(configuration: configuration, database: database, logger: logger)
-        let (ports, continuation) = AsyncStream<Int>.makeStream()
-        let application = app.application { port in continuation.yield(port) }
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await application.runService(gracefulShutdownSignals: []); return nil }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else { throw CancellationError() }
-            let result = try await body("http://127.0.0.1:\(port)", app)
-            group.cancelAll()
-            return result
+        return try await LoopbackHTTPServer.serve({ running in app.application(onServerRunning: running) }) { port in
+            try await body("http://127.0.0.1:\(port)", app)
         }
     }
 }

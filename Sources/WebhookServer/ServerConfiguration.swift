@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// The server's settings, read from the environment (see docs/configuration.md).
 public struct ServerConfiguration: Sendable {

@@ -67,7 +67,7 @@ import Testing
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let upload = folder + "/up.bin", download = folder + "/down.bin"
-        FileManager.default.createFile(atPath: upload, contents: nil)
+        _ = FileManager.default.createFile(atPath: upload, contents: nil)
         let handle = try #require(FileHandle(forWritingAtPath: upload))
         var hasher = SHA256()
         for chunk in 0..<50 {

@@ -233,3 +233,26 @@ import Testing
         }
     }
 }
+
+@Suite struct BotBlockedUserTests {
+    @Test func aUserWhoBlocksTheBotIsNotMessagedAgainAndEditsAreIgnored() async throws {
+        try await Harness.run(withBot: true) { h in
+            let user = h.sandbox.telegram.user(id: 8001, firstName: "Bo")
+            #expect(await user.send("/start") == 200)
+            let welcome = await h.sandbox.transcript.waitFor(chatID: 8001) { $0.actor == .bot && $0.text.contains("I am Aisha") }
+            #expect(welcome != nil)
+            // An edited message is stored and acknowledged, and the bot stays quiet about it.
+            let seen = h.sandbox.transcript.events(chatID: 8001).count
+            #expect(await user.editMessage(1, to: "/start again") == 200)
+            // Blocking: Telegram's my_chat_member update marks the user …
+            #expect(await user.blockBot() == 200)
+            #expect(try await h.eventually { try await h.database.query("SELECT blocked_at IS NOT NULL FROM users WHERE id = 8001")[0].decode(Bool.self, at: 0) })
+            // … and a message queued afterwards is dropped without calling Telegram.
+            try await h.context.tell(8001, "balance", ["balance": "0", "history": ""], uniqueKey: "test:after-block")
+            #expect(try await h.eventually {
+                try await h.database.query("SELECT count(*) FROM jobs WHERE unique_key = 'msg:test:after-block' AND state = 'completed'")[0].decode(Int.self, at: 0) == 1
+            })
+            #expect(!h.sandbox.transcript.events(chatID: 8001).dropFirst(seen).contains { $0.actor == .bot }, "nothing was sent after the edit or the block")
+        }
+    }
+}

@@ -22,6 +22,9 @@ else
 fi
 
 pg_ctl_() { as_db_owner "$bindir/pg_ctl" -D "$data" "$@"; }
+# Server options given at every start (so clusters made by older versions of this script get
+# them too). The test suite runs many in-process servers and workers at once, each with a pool.
+server_options="-c max_connections=1000"
 running() { [ -f "$data/postmaster.pid" ] && pg_ctl_ status >/dev/null 2>&1; }
 url() { echo "postgres://aisha:$(cat "$state/password")@127.0.0.1:$(cat "$state/port")/aisha"; }
 
@@ -39,7 +42,6 @@ init_cluster() {
     cat >> "$data/postgresql.conf" <<CONF
 listen_addresses = '127.0.0.1'
 unix_socket_directories = '$data'
-max_connections = 300
 shared_buffers = 256MB
 logging_collector = off
 CONF
@@ -52,7 +54,7 @@ start)
     # A restarted cluster keeps its port when it can, so clients reconnect to the same URL.
     if [ -f "$state/port" ] && port_free "$(cat "$state/port")"; then port="$(cat "$state/port")"; else port="$(free_port)"; fi
     echo "$port" > "$state/port"
-    pg_ctl_ -w -t 60 -l "$data/server.log" -o "-p $port" start >/dev/null 2>&1 || { tail -20 "$data/server.log" >&2; exit 1; }
+    pg_ctl_ -w -t 60 -l "$data/server.log" -o "-p $port $server_options" start >/dev/null 2>&1 || { tail -20 "$data/server.log" >&2; exit 1; }
     as_db_owner "$bindir/psql" -h "$data" -p "$port" -U aisha -d postgres -qtAc \
         "SELECT 1 FROM pg_database WHERE datname = 'aisha'" | grep -q 1 ||
         as_db_owner "$bindir/createdb" -h "$data" -p "$port" -U aisha aisha
@@ -63,7 +65,7 @@ stop)
     ;;
 restart)
     running || { log "cluster $name is not running"; exit 1; }
-    pg_ctl_ -w -t 60 -m fast -l "$data/server.log" -o "-p $(cat "$state/port")" restart >/dev/null 2>&1 || { tail -20 "$data/server.log" >&2; exit 1; }
+    pg_ctl_ -w -t 60 -m fast -l "$data/server.log" -o "-p $(cat "$state/port") $server_options" restart >/dev/null 2>&1 || { tail -20 "$data/server.log" >&2; exit 1; }
     ;;
 status)
     if running; then echo "postgres $name: running on 127.0.0.1:$(cat "$state/port")"; else echo "postgres $name: stopped"; exit 3; fi

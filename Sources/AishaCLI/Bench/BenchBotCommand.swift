@@ -18,19 +18,16 @@ struct BenchBotCommand: AsyncParsableCommand {
         discussion: "Needs PostgreSQL and the local S3 server (.local/env); Telegram and FAL are the in-process Sandbox."
     )
 
-    @Option(help: "PostgreSQL URL of a role that may CREATE DATABASE (default: $AISHA_DATABASE_URL).") var databaseURL: String?
-    @Option(help: "Folder of migrations.") var migrationsDir: String?
+    @OptionGroup var database: BenchDatabaseOptions
     @Option(help: "Updates per second (open loop).") var rate = 200
     @Option(help: "Seconds of load.") var seconds = 10
     @Option(help: "Simulated users (each sends /start, then taps Help, alternately).") var users = 1000
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        guard let url = databaseURL ?? environment["AISHA_DATABASE_URL"] else { throw ValidationError("pass --database-url or set AISHA_DATABASE_URL") }
-        let logger = { var logger = Logger(label: "aisha.bench"); logger.logLevel = .warning; return logger }()
-        let migrations = migrationsDir ?? environment["AISHA_MIGRATIONS_DIR"] ?? "Migrations"
-        let directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let serverPath = directory.appendingPathComponent("aisha-server").path, workerPath = directory.appendingPathComponent("aisha-worker").path
+        let (url, migrations) = try database.resolve()
+        let logger = BenchSupport.logger
+        let serverPath = try BenchSupport.sibling("aisha-server"), workerPath = try BenchSupport.sibling("aisha-worker")
         print("aisha bench bot: \(rate) updates/s for \(seconds) s from \(users) users (/start and Help taps)")
 
         // Telegram's flood limits are not what is measured here: lift them in the stand-in and the worker.

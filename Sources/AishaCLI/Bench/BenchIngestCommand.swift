@@ -14,8 +14,7 @@ struct BenchIngestCommand: AsyncParsableCommand {
         discussion: "Starts aisha-server (next to this executable) on a scratch database; drives it with wrk from a separate process."
     )
 
-    @Option(help: "PostgreSQL URL of a role that may CREATE DATABASE (default: $AISHA_DATABASE_URL).") var databaseURL: String?
-    @Option(help: "Folder of migrations (default: $AISHA_MIGRATIONS_DIR, else ./Migrations).") var migrationsDir: String?
+    @OptionGroup var database: BenchDatabaseOptions
     @Option(help: "Concurrent connections (Telegram's default max_connections is 40).") var concurrency = 40
     @Option(help: "Seconds per run.") var seconds = 10
     @Option(help: "Runs of each kind; medians are reported.") var runs = 3
@@ -25,12 +24,9 @@ struct BenchIngestCommand: AsyncParsableCommand {
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
-        guard let url = databaseURL ?? environment["AISHA_DATABASE_URL"] else { throw ValidationError("pass --database-url or set AISHA_DATABASE_URL") }
-        var logger = Logger(label: "aisha.bench")
-        logger.logLevel = .warning
-        let migrations = migrationsDir ?? environment["AISHA_MIGRATIONS_DIR"] ?? "Migrations"
-        let server = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("aisha-server").path
-        guard FileManager.default.isExecutableFile(atPath: server) else { throw BenchError("aisha-server not found next to aisha (\(server)); build all products") }
+        let (url, migrations) = try database.resolve()
+        let logger = BenchSupport.logger
+        let server = try BenchSupport.sibling("aisha-server")
         print("aisha bench ingest: concurrency \(concurrency), \(seconds) s per run, \(runs) runs, server pool \(poolSize)")
 
         try await BenchSupport.withScratchDatabase(adminURL: url, migrationsDirectory: migrations, logger: logger) { scratch in

@@ -25,7 +25,7 @@ struct BenchPipelineCommand: AsyncParsableCommand {
     @Option(help: "Timed runs per measurement; medians are reported.") var runs = 5
 
     func run() async throws {
-        let logger = { var logger = Logger(label: "aisha.bench"); logger.logLevel = .warning; return logger }()
+        let logger = BenchSupport.logger
         let storage = ObjectStorage(configuration: try ObjectStorage.Configuration.fromEnvironment())
         let sandbox = Sandbox(storageDirectory: NSTemporaryDirectory() + "/aisha-bench-fal-\(UUID().uuidString)")
         let sizes = sizesKB.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }

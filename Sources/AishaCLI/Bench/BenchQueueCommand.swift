@@ -13,10 +13,7 @@ struct BenchQueueCommand: AsyncParsableCommand {
         abstract: "Enqueue and processing throughput, enqueue→start latency, and pgbench's INSERT ceiling."
     )
 
-    @Option(help: "PostgreSQL URL of a role that may CREATE DATABASE (default: $AISHA_DATABASE_URL).")
-    var databaseURL: String?
-    @Option(help: "Folder of migrations (default: $AISHA_MIGRATIONS_DIR, else ./Migrations).")
-    var migrationsDir: String?
+    @OptionGroup var database: BenchDatabaseOptions
     @Option(help: "Jobs for the no-op processing run.") var jobs = 200_000
     @Option(help: "Jobs per statement in the batch enqueue run.") var batchSize = 5_000
     @Option(help: "Seconds per pgbench run.") var pgbenchSeconds = 10
@@ -28,11 +25,8 @@ struct BenchQueueCommand: AsyncParsableCommand {
     @Flag(help: "Skip the pgbench and one-per-statement runs.") var quick = false
 
     func run() async throws {
-        let environment = ProcessInfo.processInfo.environment
-        guard let url = databaseURL ?? environment["AISHA_DATABASE_URL"] else { throw ValidationError("pass --database-url or set AISHA_DATABASE_URL") }
-        var logger = Logger(label: "aisha.bench")
-        logger.logLevel = .warning
-        let migrations = migrationsDir ?? environment["AISHA_MIGRATIONS_DIR"] ?? "Migrations"
+        let (url, migrations) = try database.resolve()
+        let logger = BenchSupport.logger
         let settings = workerConfiguration
         print("aisha bench queue: \(jobs) no-op jobs, batches of \(batchSize), \(workers) worker(s), concurrency \(settings.concurrency), claim batch \(settings.claimBatch)")
         try await BenchSupport.withScratchDatabase(adminURL: url, migrationsDirectory: migrations, logger: logger) { scratch in

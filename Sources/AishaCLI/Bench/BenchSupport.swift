@@ -1,11 +1,39 @@
+import ArgumentParser
 import BlockingIO
 import Curl
 import Foundation
 import Logging
 import Postgres
 
+/// The database every benchmark creates its scratch database next to.
+struct BenchDatabaseOptions: ParsableArguments {
+    @Option(help: "PostgreSQL URL of a role that may CREATE DATABASE (default: $AISHA_DATABASE_URL).") var databaseURL: String?
+    @Option(help: "Folder of migrations (default: $AISHA_MIGRATIONS_DIR, else ./Migrations).") var migrationsDir: String?
+
+    /// The admin URL and the migrations folder, from the options or the environment.
+    func resolve() throws -> (url: String, migrations: String) {
+        let environment = ProcessInfo.processInfo.environment
+        guard let url = databaseURL ?? environment["AISHA_DATABASE_URL"] else { throw ValidationError("pass --database-url or set AISHA_DATABASE_URL") }
+        return (url, migrationsDir ?? environment["AISHA_MIGRATIONS_DIR"] ?? "Migrations")
+    }
+}
+
 /// Shared pieces of the `aisha bench` commands.
 enum BenchSupport {
+    /// Benchmarks log warnings only: their output is the report.
+    static let logger: Logger = {
+        var logger = Logger(label: "aisha.bench")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    /// An executable built next to this one (`aisha-server`, `aisha-worker`).
+    static func sibling(_ name: String) throws -> String {
+        let path = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent(name).path
+        guard FileManager.default.isExecutableFile(atPath: path) else { throw BenchError("\(name) not found next to aisha (\(path)); build all products") }
+        return path
+    }
+
     /// Creates a scratch database next to `adminURL`'s, migrates it, runs `body`, drops it.
     static func withScratchDatabase<T>(adminURL: String, migrationsDirectory: String, logger: Logger, _ body: (String) async throws -> T) async throws -> T {
         let admin = try PostgresClient(url: adminURL, maxConnections: 1, logger: logger)
