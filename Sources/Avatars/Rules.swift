@@ -49,6 +49,11 @@ public struct PipelineSettings: Sendable {
     /// The same for generations (they take seconds, not minutes).
     public var reconcileGenerationAfter: TimeInterval = 5 * 60
     public var generationTimeout: TimeInterval = 30 * 60
+    /// A job that died between marking a submission and recording FAL's answer cannot tell
+    /// whether FAL got the request (FAL has no idempotency keys), so it never submits again: it
+    /// waits this long for the webhook (whose `ref` names the attempt) and then fails and refunds.
+    public var trainingUnconfirmedAfter: TimeInterval = 30 * 60
+    public var generationUnconfirmedAfter: TimeInterval = 10 * 60
     /// How often reconciliation runs.
     public var reconcileEvery: Duration = .seconds(60)
     /// Our public webhook URL for FAL (`https://…/fal/webhook`).

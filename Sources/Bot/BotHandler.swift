@@ -66,14 +66,7 @@ public enum BotHandler {
         guard let (event, user, chatID, callbackID) = event(update) else { return }
         let settings = context.settings
         let language = Catalog.Language(languageCode: user.languageCode)
-        var removedPhoto: (avatarID: UUID, photoID: UUID)?
-        var deletedImages: [String] = []
-        var startTraining: UUID?
-        var cancelTraining: UUID?
-        var generation: (id: UUID, avatarID: UUID, prompt: String, ratio: String, count: Int)?
-        var callbackText: String??
-
-        let replyLanguage = try await context.database.withTransaction { tx -> Catalog.Language in
+        let (followUps, isRerun) = try await context.database.withTransaction { tx -> (FollowUps, Bool) in
             // Register (or find) the user, with their balance and language, in one statement.
             let row = try await tx.query("""
                 WITH inserted AS (
@@ -90,8 +83,15 @@ public enum BotHandler {
                case .applied(let after) = try await CreditLedger.move(userID: user.id, amount: settings.welcomeCredits, reference: "welcome:\(user.id)", reason: "welcome", on: tx) {
                 balance = after
             }
-            let stored = try await tx.query("SELECT state FROM chat_state WHERE chat_id = \(chatID) FOR UPDATE").first?.decode(String.self, at: 0)
-            let step = stored.flatMap { try? JSONDecoder().decode(ChatStep.self, from: Data($0.utf8)) } ?? .idle
+            let stored = try await tx.query("SELECT state, last_update, follow_ups FROM chat_state WHERE chat_id = \(chatID) FOR UPDATE").first
+            if let stored, try stored.decode(String?.self, at: 1) == updateKey,
+               let saved = try stored.decode(String?.self, at: 2).flatMap({ try? JSONDecoder().decode(FollowUps.self, from: Data($0.utf8)) }) {
+                // This update was applied and its worker died before the end: only its follow-ups
+                // may be left. Handling it again would meet the new step and call its button stale.
+                return (saved, true)
+            }
+            let storedStep = try stored?.decode(String.self, at: 0)
+            let step = storedStep.flatMap { try? JSONDecoder().decode(ChatStep.self, from: Data($0.utf8)) } ?? .idle
             var collecting: Avatar?
             var photos: [UUID] = []
             if case .collecting(let id) = step {
@@ -138,6 +138,7 @@ public enum BotHandler {
             }
             let (next, actions) = Conversation.handle(step, event, facts)
             var userLanguage = Catalog.Language(languageCode: userLanguageCode)
+            var followUps = FollowUps()
             var replies = 0
             for action in actions {
                 switch action {
@@ -145,7 +146,8 @@ public enum BotHandler {
                     replies += 1
                     try await Outbox.send(render(reply, chatID: chatID, language: userLanguage), uniqueKey: "update:\(updateKey):\(replies)", on: tx, queue: context.queue)
                 case .answerCallback(let key):
-                    callbackText = .some(key.map { Catalog.shared.text($0, userLanguage) })
+                    followUps.answerCallback = true
+                    followUps.callbackText = key.map { Catalog.shared.text($0, userLanguage) }
                 case .createAvatar(let id, let kind, let gender, let name):
                     _ = try await AvatarStore.createAvatar(id: id, userID: user.id, name: name, kind: kind, gender: gender, on: tx)
                 case .recordConsent:
@@ -153,7 +155,7 @@ public enum BotHandler {
                 case .ingestPhoto(let avatarID, let fileID, let fileUniqueID, let size):
                     try await context.queue.enqueue(try PhotoIngest.job(.init(userID: user.id, avatarID: avatarID, fileID: fileID, fileUniqueID: fileUniqueID, fileSize: size)), on: tx)
                 case .startTraining(let avatarID):
-                    startTraining = avatarID
+                    followUps.startTraining = avatarID
                 case .setMain(let avatarID):
                     try await tx.query("UPDATE avatars SET is_main = false WHERE user_id = \(user.id) AND is_main AND id <> \(avatarID)")
                     try await tx.query("UPDATE avatars SET is_main = true WHERE id = \(avatarID) AND user_id = \(user.id) AND status = 'completed'")
@@ -162,7 +164,7 @@ public enum BotHandler {
                 case .deleteAvatar(let avatarID):
                     try await context.queue.enqueue(try Purge.avatarJob(userID: user.id, avatarID: avatarID), on: tx)
                 case .removePhoto(let avatarID, let photoID):
-                    removedPhoto = (avatarID, photoID)
+                    followUps.removedPhoto = .init(avatarID: avatarID, photoID: photoID)
                 case .toggleFavourite(let id):
                     try await tx.query("UPDATE generated_images SET favourite = NOT favourite WHERE generation_id = \(id) AND user_id = \(user.id)")
                 case .resendImages(let id):
@@ -174,31 +176,37 @@ public enum BotHandler {
                         try await Outbox.send(OutgoingMessage(chatID: chatID, text: "", photos: keys), uniqueKey: "update:\(updateKey):\(replies)", on: tx, queue: context.queue)
                     }
                 case .deleteImages(let id):
-                    deletedImages = try await tx.query("DELETE FROM generated_images WHERE generation_id = \(id) AND user_id = \(user.id) RETURNING object_key").map { try $0.decode(String.self, at: 0) }
+                    followUps.deletedImages = try await tx.query("DELETE FROM generated_images WHERE generation_id = \(id) AND user_id = \(user.id) RETURNING object_key").map { try $0.decode(String.self, at: 0) }
                 case .deleteMe:
                     try await context.queue.enqueue(try Purge.userJob(userID: user.id), on: tx)
                 case .cancelTraining(let avatarID):
-                    cancelTraining = avatarID
+                    followUps.cancelTraining = avatarID
                 case .requestGeneration(let id, let avatarID, let prompt, let ratio, let count):
-                    generation = (id, avatarID, prompt, ratio, count)
+                    followUps.generation = .init(id: id, avatarID: avatarID, prompt: prompt, ratio: ratio, count: count)
                 case .setLanguage(let code):
                     try await tx.query("UPDATE users SET language = \(code) WHERE id = \(user.id)")
                     userLanguage = Catalog.Language(languageCode: code)
                 }
             }
+            followUps.language = userLanguage.rawValue
             let encoded = String(decoding: try JSONEncoder().encode(next), as: UTF8.self)
+            let pending = String(decoding: try JSONEncoder().encode(followUps), as: UTF8.self)
             try await tx.query("""
-                INSERT INTO chat_state (chat_id, user_id, state) VALUES (\(chatID), \(user.id), \(encoded)::jsonb)
-                ON CONFLICT (chat_id) DO UPDATE SET state = excluded.state, updated_at = now()
+                INSERT INTO chat_state (chat_id, user_id, state, last_update, follow_ups) VALUES (\(chatID), \(user.id), \(encoded)::jsonb, \(updateKey), \(pending)::jsonb)
+                ON CONFLICT (chat_id) DO UPDATE SET state = excluded.state, last_update = excluded.last_update, follow_ups = excluded.follow_ups, updated_at = now()
                 """)
-            return userLanguage
+            return (followUps, false)
         }
+        let replyLanguage = Catalog.Language(languageCode: followUps.language)
 
-        if let avatarID = startTraining {
+        if let avatarID = followUps.startTraining {
             // Its own transaction: charge + status + job (AvatarStore.startTraining).
             let outcome = try await context.store.startTraining(avatarID: avatarID, userID: user.id, settings: settings)
             let reply: Reply = switch outcome {
             case .started(_, let balance): Reply("training.started.now", ["balance": "\(balance)"])
+            case .alreadyTraining where isRerun:
+                // The first run started it and died before saying so.
+                Reply("training.started.now", ["balance": "\(try await context.database.withConnection { try await CreditLedger.balance(userID: user.id, on: $0) })"])
             case .alreadyTraining: Reply("training.already")
             case .insufficientCredits(let price, let balance): Reply("train.insufficient", ["price": "\(price)", "balance": "\(balance)", "missing": "\(price - balance)"])
             case .tooFewPhotos(let have, let need): Reply("train.too_few", ["count": "\(have)", "min": "\(need)"])
@@ -208,15 +216,15 @@ public enum BotHandler {
                 try await Outbox.send(render(reply, chatID: chatID, language: replyLanguage), uniqueKey: "update:\(updateKey):train", on: connection, queue: context.queue)
             }
         }
-        if let removal = removedPhoto,
+        if let removal = followUps.removedPhoto,
            let key = try await context.store.removePhoto(avatarID: removal.avatarID, photoID: removal.photoID, userID: user.id, settings: settings) {
             try? await context.storage.delete(bucket: settings.photoBucket, key: key)  // a leftover would be found by the avatar's purge
         }
-        if !deletedImages.isEmpty { _ = try? await context.storage.delete(bucket: settings.generatedBucket, keys: deletedImages) }
-        if let avatarID = cancelTraining {
+        if !followUps.deletedImages.isEmpty { _ = try? await context.storage.delete(bucket: settings.generatedBucket, keys: followUps.deletedImages) }
+        if let avatarID = followUps.cancelTraining {
             try await cancel(avatarID, userID: user.id, chatID: chatID, updateKey: updateKey, context: context)
         }
-        if let request = generation {
+        if let request = followUps.generation {
             // The generation id comes from the update id: a redelivered update is the same request.
             let outcome = try await GenerationStore(database: context.database).request(
                 id: request.id, userID: user.id, avatarID: request.avatarID, chatID: chatID, prompt: request.prompt,
@@ -231,10 +239,28 @@ public enum BotHandler {
             }
             if case .started = outcome { try? await context.telegram.sendChatAction(chatID: chatID, action: "upload_photo") }
         }
-        if let callbackID, let text = callbackText {
+        if let callbackID, followUps.answerCallback {
             // Best effort: Telegram forgets queries after ~15 s, and a late answer changes nothing.
-            try? await context.telegram.answerCallbackQuery(id: callbackID, text: text)
+            try? await context.telegram.answerCallbackQuery(id: callbackID, text: followUps.callbackText)
         }
+    }
+
+    /// What an update leaves for after its transaction: steps with transactions or storage calls
+    /// of their own, and the callback answer. Saved with the chat's step in that transaction, so
+    /// when a worker dies after the commit, the rerun does exactly these (each is idempotent)
+    /// instead of handling the update against the new step. Found by the reliability suite: a
+    /// kill there lost a paid generation request and answered the press "no longer valid".
+    struct FollowUps: Codable, Sendable {
+        struct Generation: Codable, Sendable { var id: UUID, avatarID: UUID, prompt: String, ratio: String, count: Int }
+        struct RemovedPhoto: Codable, Sendable { var avatarID: UUID, photoID: UUID }
+        var language = "en"
+        var startTraining: UUID?
+        var cancelTraining: UUID?
+        var generation: Generation?
+        var removedPhoto: RemovedPhoto?
+        var deletedImages: [String] = []
+        var answerCallback = false
+        var callbackText: String?
     }
 
     /// Renders a reply in `language`. Arguments that are themselves catalogue keys (a status, a

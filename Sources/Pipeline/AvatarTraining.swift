@@ -24,10 +24,6 @@ public enum AvatarTraining {
         var attempt: Int
     }
 
-    /// How long a job that crashed mid-submit waits for FAL's webhook to reveal the request id
-    /// before giving the attempt up (failed, refunded).
-    public static let unconfirmedAfter: TimeInterval = 30 * 60
-
     static func handler(_ context: PipelineContext) -> JobHandler {
         JobHandler(kind: kind, timeout: .seconds(900)) { job, logger in
             let payload = try job.decode(Payload.self)
@@ -46,8 +42,9 @@ public enum AvatarTraining {
         if let marked = progress.submitStartedAt {
             // A previous run may have reached FAL and died before recording the answer.
             // Submitting again could train (and pay) twice: wait for the webhook to tell us.
-            if Date().timeIntervalSince(marked) < unconfirmedAfter {
-                throw JobFailure.retryAt(Date().addingTimeInterval(60), reason: "submit outcome unknown; waiting for FAL's webhook")
+            let waitFor = context.settings.trainingUnconfirmedAfter
+            if Date().timeIntervalSince(marked) < waitFor {
+                throw JobFailure.retryAt(Date().addingTimeInterval(min(60, max(1, waitFor / 10))), reason: "submit outcome unknown; waiting for FAL's webhook")
             }
             try await FALResults.failTraining(avatarID: avatarID, attempt: attempt, reasonKey: "training.reason.unconfirmed", context: context, logger: logger)
             return

@@ -33,7 +33,11 @@ public enum Generations {
         let store = GenerationStore(database: context.database)
         guard let generation = try await store.generation(id), generation.status == "pending" else { return }
         if let marked = generation.submittedAt {
-            if Date().timeIntervalSince(marked) < 600 { throw JobFailure.retryAt(Date().addingTimeInterval(30), reason: "submit outcome unknown; waiting for FAL's webhook") }
+            // Died between the mark and recording FAL's answer: never submit twice (see PipelineSettings).
+            let waitFor = context.settings.generationUnconfirmedAfter
+            if Date().timeIntervalSince(marked) < waitFor {
+                throw JobFailure.retryAt(Date().addingTimeInterval(min(30, max(1, waitFor / 10))), reason: "submit outcome unknown; waiting for FAL's webhook")
+            }
             try await fail(id, reasonKey: "generation.reason.unconfirmed", context: context, logger: logger)
             return
         }

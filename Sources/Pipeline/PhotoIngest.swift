@@ -62,8 +62,18 @@ public enum PhotoIngest {
         let photoID = photoID(avatarID: payload.avatarID, fileUniqueID: payload.fileUniqueID)
         let key = PhotoRules.objectKey(userID: payload.userID, avatarID: payload.avatarID, photoID: photoID)
         if let decided = try await store.upload(avatarID: payload.avatarID, fileUniqueID: payload.fileUniqueID) {
-            // A rerun after a crash between the refusal and the clean-up: finish the clean-up.
-            if !decided.accepted { try await removeUnlessKept(key, context: context) }
+            // A rerun after a crash between the decision and what follows it: finish the clean-up
+            // of a refusal and tell the user (both messages are keyed, so none is sent twice).
+            // Found by the reliability suite: a worker killed right after the decision's commit
+            // left the progress message one photo short for good.
+            if decided.accepted {
+                if let avatar = try await store.avatar(payload.avatarID), avatar.status.acceptsPhotos {
+                    try await progress(payload, count: avatar.photoCount, context: context)
+                }
+            } else {
+                try await removeUnlessKept(key, context: context)
+                if let reason = decided.reason.flatMap(PhotoRejection.init(rawValue:)) { try await notify(payload, reason, context: context) }
+            }
             return .alreadyDecided
         }
         guard let avatar = try await store.avatar(payload.avatarID), avatar.userID == payload.userID, avatar.status.acceptsPhotos else {

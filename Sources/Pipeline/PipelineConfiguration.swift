@@ -35,6 +35,8 @@ extension PipelineContext {
         settings.trainingTimeout = try seconds("AISHA_TRAINING_TIMEOUT_SECONDS", settings.trainingTimeout)
         settings.reconcileGenerationAfter = try seconds("AISHA_RECONCILE_GENERATION_AFTER_SECONDS", settings.reconcileGenerationAfter)
         settings.generationTimeout = try seconds("AISHA_GENERATION_TIMEOUT_SECONDS", settings.generationTimeout)
+        settings.trainingUnconfirmedAfter = try seconds("AISHA_TRAINING_UNCONFIRMED_SECONDS", settings.trainingUnconfirmedAfter)
+        settings.generationUnconfirmedAfter = try seconds("AISHA_GENERATION_UNCONFIRMED_SECONDS", settings.generationUnconfirmedAfter)
         let every = try number("AISHA_RECONCILE_EVERY_SECONDS", 60)
         guard every > 0 else { throw PipelineConfigurationError(description: "AISHA_RECONCILE_EVERY_SECONDS must be at least 1") }
         settings.reconcileEvery = .seconds(every)

@@ -104,6 +104,7 @@ struct FaultsCase: ReliabilityCase {
             report.line("faults injected: \(faultCount); FAL trainings submitted: \(trainings.count) (duplicates \(duplicates)); jobs: \(jobs.total), \(jobs.retried) retried, \(jobs.dead) dead, \(jobs.unfinished) unfinished; balance ≠ ledger: \(try await stack.ledgerMismatches())")
             report.check(quiet, "jobs still unfinished: \(jobs.unfinished)")
             report.check(duplicates == 0, "a training was submitted twice")
+            if !report.failures.isEmpty { for line in try await stack.diagnosis() { report.line("diagnosis: " + line) } }
             return report
         }
         return report

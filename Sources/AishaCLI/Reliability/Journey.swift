@@ -29,13 +29,17 @@ struct Journey: Sendable {
         }
     }
 
-    /// Does `action`, then waits for the bot to say something containing `expect`.
+    /// Does `action`, then waits for the bot to say something containing `expect` (or any of `alternatives`).
     @discardableResult
-    func step(_ what: String, expect: String, timeout: Duration? = nil, _ action: @Sendable () async -> Void) async throws -> Transcript.Event {
+    func step(_ what: String, expect: String, or alternatives: [String] = [], timeout: Duration? = nil, _ action: @Sendable () async -> Void) async throws -> Transcript.Event {
         let seen = sandbox.transcript.events(chatID: user.id).count
         await action()
-        guard let event = await sandbox.transcript.waitFor(chatID: user.id, after: seen, timeout: timeout ?? stepTimeout, { $0.actor == .bot && $0.text.contains(expect) }) else {
-            throw Stalled(description: "user \(user.id): after \(what), the bot never said “\(expect)”")
+        let fragments = [expect] + alternatives
+        guard let event = await sandbox.transcript.waitFor(chatID: user.id, after: seen, timeout: timeout ?? stepTimeout, { event in
+            event.actor == .bot && fragments.contains { event.text.contains($0) }
+        }) else {
+            let recent = sandbox.transcript.events(chatID: user.id).suffix(5).map { "\($0.actor.rawValue) \($0.kind): \($0.text.prefix(60))" }
+            throw Stalled(description: "user \(user.id): after \(what), the bot never said “\(expect)” (last: \(recent.joined(separator: " | ")))")
         }
         return event
     }
@@ -63,25 +67,37 @@ struct Journey: Sendable {
         try await step("an album of \(count) photos", expect: "Photos: \(count) of 20") { _ = await user.sendAlbum(photos(count)) }
     }
 
-    /// Presses Start training and waits for the outcome the bot reports: ready or failed.
-    func train(expect outcome: String = "is ready") async throws {
+    /// The honest end of a paid step that failed: the credits are back.
+    static let refunded = "credits were returned"
+
+    /// Presses Start training and waits for the outcome the bot reports (by default: ready).
+    /// Returns what the bot said.
+    @discardableResult
+    func train(expect outcome: String = "is ready", or alternatives: [String] = []) async throws -> String {
         try await tap("Start training", expect: "Training started")
-        _ = try await step("waiting for the training", expect: outcome, timeout: .seconds(120)) {}
+        return try await step("waiting for the training", expect: outcome, or: alternatives, timeout: .seconds(120)) {}.text
     }
 
-    /// Generate → a prompt → 1:1 → `images` images, waiting for the images to arrive.
-    func generate(images: Int = 2, expect: String = "More?") async throws {
+    /// Generate → a prompt → 1:1 → `images` images, waiting for the images (or `alternatives`).
+    @discardableResult
+    func generate(images: Int = 2, expect: String = "More?", or alternatives: [String] = []) async throws -> String {
         try await tap("Generate", expect: "Describe the scene")
         try await say("a walk by the sea at dawn", expect: "Choose the shape")
         try await tap("1:1", expect: "How many images?")
-        try await tap("\(images) (", expect: expect, timeout: .seconds(120))
+        return try await step("[\(images) (…)]", expect: expect, or: alternatives, timeout: .seconds(120)) { _ = await user.press("\(images) (") }.text
     }
 
-    /// The whole journey.
-    func run() async throws {
+    /// How a whole journey ended.
+    enum Outcome: Sendable { case delivered, trainingRefunded, generationRefunded }
+
+    /// The whole journey; with `acceptRefunds`, a paid step that ended failed-and-refunded is an
+    /// honest end too (a worker killed between marking a submission and recording it).
+    @discardableResult
+    func run(acceptRefunds: Bool = false) async throws -> Outcome {
+        let refunds = acceptRefunds ? [Self.refunded] : []
         try await createAvatar(name: "Avatar \(user.id)")
         try await sendPhotos(10)
-        try await train()
-        try await generate()
+        if try await train(or: refunds).contains(Self.refunded) { return .trainingRefunded }
+        return try await generate(or: refunds).contains(Self.refunded) ? .generationRefunded : .delivered
     }
 }

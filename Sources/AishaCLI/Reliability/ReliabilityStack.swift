@@ -27,7 +27,7 @@ final class ReliabilityStack: @unchecked Sendable {
 
     /// Worker settings a case may override (e.g. a training timeout).
     static let workerDefaults: [String: String] = [
-        "AISHA_WORKER_LEASE_SECONDS": "2", "AISHA_WORKER_SHUTDOWN_GRACE_SECONDS": "2",
+        "AISHA_WORKER_LEASE_SECONDS": "5", "AISHA_WORKER_SHUTDOWN_GRACE_SECONDS": "2",
         "AISHA_RECONCILE_EVERY_SECONDS": "1", "AISHA_RECONCILE_TRAINING_AFTER_SECONDS": "6", "AISHA_TRAINING_TIMEOUT_SECONDS": "600",
         "AISHA_RECONCILE_GENERATION_AFTER_SECONDS": "6", "AISHA_GENERATION_TIMEOUT_SECONDS": "600",
     ]
@@ -140,6 +140,19 @@ final class ReliabilityStack: @unchecked Sendable {
     /// Dead jobs with their kinds and last errors, for the report.
     func deadJobs() async throws -> [String] {
         try await database.query("SELECT kind || ': ' || coalesce(errors->-1->>'error', '?') FROM jobs WHERE state = 'dead' LIMIT 10").map { try $0.decode(String.self, at: 0) }
+    }
+
+    /// What is left unfinished and which avatars are not done, for a failed case's report.
+    func diagnosis() async throws -> [String] {
+        let jobs = try await database.query("""
+            SELECT kind || ' #' || id || ' ' || state || ' attempt ' || attempt || ' run_at +' || round(extract(epoch FROM run_at - now()))::text || 's serial ' ||
+                   coalesce(serial_key, '-') || ' last error: ' || coalesce(left(errors->-1->>'error', 200), '-')
+            FROM jobs WHERE state IN ('available', 'running', 'dead') AND kind NOT IN ('jobs.prune', 'fal.reconcile') ORDER BY id LIMIT 15
+            """).map { "job " + (try $0.decode(String.self, at: 0)) }
+        let avatars = try await database.query("""
+            SELECT user_id || ' ' || status || ' photos ' || photo_count || coalesce(' error ' || error, '') FROM avatars WHERE status <> 'completed' LIMIT 10
+            """).map { "avatar of " + (try $0.decode(String.self, at: 0)) }
+        return jobs + avatars
     }
 
     /// Every user whose balance is not the sum of their ledger, or negative.
