@@ -89,9 +89,11 @@ public enum Outbox {
                 } else {
                     try await sendPhotos(message, markup: markup, telegram: telegram, database: database, storage: storage, scratchDirectory: scratchDirectory)
                 }
-            } catch let error as TelegramError where error.kind == .blockedByUser {
+            } catch let error as TelegramError where error.isUnreachableChat {
+                // Nothing sent there can arrive: mark a user's chat and drop the message (not a dead
+                // job: no operator can fix it). Private chat ids are user ids.
                 try await database.query("UPDATE users SET blocked_at = now() WHERE id = \(message.chatID)")
-                logger.info("user blocked the bot; not messaging them again", metadata: ["chat": "\(message.chatID)"])
+                logger.info("chat unreachable (blocked or not found); message dropped", metadata: ["chat": "\(message.chatID)", "telegram.error": "\(error.kind)"])
             } catch let error as TelegramError where !error.isTransient {
                 throw JobFailure.permanent("Telegram refused the message: \(error.kind)")
             }

@@ -15,6 +15,9 @@ public struct TelegramError: Error, Sendable, Equatable, CustomStringConvertible
         case callbackQueryTooOld
         /// 403: the user blocked the bot (or is deactivated): mark them, stop sending.
         case blockedByUser
+        /// 400 "chat not found": the chat does not exist for this bot (never started, or gone):
+        /// like a block, nothing sent there can arrive; stop sending.
+        case chatNotFound
         /// 429: retry after this many seconds (reschedule the job; never sleep on it).
         case tooManyRequests(retryAfter: Int)
         /// The group became a supergroup: use the new chat id.
@@ -38,6 +41,9 @@ public struct TelegramError: Error, Sendable, Equatable, CustomStringConvertible
     public var errorCode: Int
     /// Telegram's `description`.
     public var description: String
+
+    /// Whether nothing can ever reach this chat (blocked, deactivated, or no such chat).
+    public var isUnreachableChat: Bool { kind == .blockedByUser || kind == .chatNotFound }
 
     /// Whether the call's intent is already satisfied (not modified, already deleted).
     public var isNoOp: Bool { kind == .messageNotModified || kind == .messageToDeleteNotFound }
@@ -69,6 +75,7 @@ public struct TelegramError: Error, Sendable, Equatable, CustomStringConvertible
         else if text.contains("message to delete not found") { kind = .messageToDeleteNotFound }
         else if text.contains("message to edit not found") || text.contains("message can't be edited") || text.contains("message can't be deleted") { kind = .messageUnavailable }
         else if text.contains("query is too old") { kind = .callbackQueryTooOld }
+        else if text.contains("chat not found") { kind = .chatNotFound }
         else if errorCode == 403 { kind = .blockedByUser }
         else if errorCode == 429 { kind = .tooManyRequests(retryAfter: 1) }
         else if errorCode == 401 || errorCode == 404 { kind = .unauthorized }

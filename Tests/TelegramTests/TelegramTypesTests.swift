@@ -96,7 +96,7 @@ enum Fixtures {
         (401, "Unauthorized", .unauthorized),
         (409, "Conflict: terminated by other getUpdates request", .conflict),
         (502, "Bad Gateway", .serverError),
-        (400, "Bad Request: chat not found", .badRequest),
+        (400, "Bad Request: chat not found", .chatNotFound),
         (400, "Bad Request: BUTTON_DATA_INVALID", .badRequest),
     ])
     func descriptionsMapToKinds(code: Int, description: String, kind: TelegramError.Kind) {

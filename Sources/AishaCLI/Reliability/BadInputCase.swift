@@ -45,6 +45,7 @@ struct BadInputCase: ReliabilityCase {
             let oversized = [UInt8](repeating: UInt8(ascii: " "), count: (1 << 20) + 10)
             let counts = Locked<[Kind: (sent: Int, right: Int, wrong: [Int: Int])]>([:])
             let http = CurlClient()
+            for chat in Self.oddChats { _ = sandbox.telegram.user(id: chat, firstName: "O") }
             let good = (0..<goodUsers).map { sandbox.telegram.user(id: 961_000 + Int64($0), firstName: "G\($0)") }
             let oddIDs = Locked<Set<Int64>>([])
             let started = ContinuousClock.now
@@ -158,18 +159,23 @@ struct BadInputCase: ReliabilityCase {
 
     /// Valid JSON with an `update_id` that no well-behaved client sends: unknown kinds, missing
     /// fields, wrong types, huge texts, odd unicode, forged callbacks without a message.
+    /// The odd updates come from these private chats (real ones in the Sandbox, so the bot's replies
+    /// arrive), and some from a group the bot is not in (its replies meet "chat not found").
+    static let oddChats: ClosedRange<Int64> = 962_000...962_999
+
     static func oddUpdate(id: Int64, rng: inout SystemRandomNumberGenerator) -> [UInt8] {
+        let chat = Int64.random(in: oddChats, using: &rng)
         let odd = ["\u{202E}evil\u{200B}", "\u{1F468}\u{200D}\u{1F469}\u{200D}\u{1F467}", "\u{FFFD}\u{0301}\u{0301}", "𝕬𝖎𝖘𝖍𝖆", "\\ud83d\\ude00", "\\t\\n\\\\"]
         let text = odd.randomElement(using: &rng)!
         let huge = String(repeating: "ж", count: Int.random(in: 4_000...60_000, using: &rng))
         let variants = [
             #"{"update_id":\#(id),"message_reaction":{"chat":{"id":1,"type":"private"},"message_id":1,"date":1,"old_reaction":[],"new_reaction":[{"type":"emoji","emoji":"👍"}]}}"#,
             #"{"update_id":\#(id),"brand_new_kind":{"anything":[1,2,{"x":null}]}}"#,
-            #"{"update_id":\#(id),"message":{"message_id":1,"chat":{"id":960001,"type":"private"},"date":1,"text":"\#(huge)"}}"#,
+            #"{"update_id":\#(id),"message":{"message_id":1,"chat":{"id":\#(chat),"type":"private"},"date":1,"text":"\#(huge)"}}"#,
             #"{"update_id":\#(id),"message":{"message_id":"one","chat":"nope","text":12}}"#,
-            #"{"update_id":\#(id),"message":{"message_id":1,"from":{"id":960002,"is_bot":false,"first_name":"\#(text)"},"chat":{"id":960002,"type":"private"},"date":1,"text":"/start \#(text)"}}"#,
-            #"{"update_id":\#(id),"callback_query":{"id":"x","from":{"id":960003,"is_bot":false,"first_name":"Z"},"chat_instance":"1","data":"av:del:\#(text)"}}"#,
-            #"{"update_id":\#(id),"message":{"message_id":1,"from":{"id":960004,"is_bot":false,"first_name":"Z"},"chat":{"id":-100123,"type":"supergroup"},"date":1,"photo":[]}}"#,
+            #"{"update_id":\#(id),"message":{"message_id":1,"from":{"id":\#(chat),"is_bot":false,"first_name":"\#(text)"},"chat":{"id":\#(chat),"type":"private"},"date":1,"text":"/start \#(text)"}}"#,
+            #"{"update_id":\#(id),"callback_query":{"id":"x","from":{"id":\#(chat),"is_bot":false,"first_name":"Z"},"chat_instance":"1","data":"av:del:\#(text)"}}"#,
+            #"{"update_id":\#(id),"message":{"message_id":1,"from":{"id":\#(chat),"is_bot":false,"first_name":"Z"},"chat":{"id":-100123,"type":"supergroup"},"date":1,"photo":[]}}"#,
             #"{"update_id":\#(id),"edited_message":null,"message":null}"#,
         ]
         return Array(variants.randomElement(using: &rng)!.utf8)
