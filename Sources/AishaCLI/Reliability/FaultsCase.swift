@@ -16,8 +16,11 @@ struct FaultsCase: ReliabilityCase {
         let faults: [SandboxFAL.Fault]
         let outcome: String
         let balance: Int
-        var pauseS3 = false
+        var s3: S3Fault?
     }
+
+    /// What happens to S3 as a scenario's training starts.
+    enum S3Fault { case down, frozen }
 
     static let scenarios: [Scenario] = [
         .init(label: "FAL answers 503 twice", faults: [.serverError(503), .serverError(503)], outcome: "is ready", balance: 50),
@@ -26,21 +29,28 @@ struct FaultsCase: ReliabilityCase {
         .init(label: "the webhook is lost (reconciliation polls FAL)", faults: [.lostWebhook], outcome: "is ready", balance: 50),
         .init(label: "the webhook arrives twice", faults: [.duplicateWebhook], outcome: "is ready", balance: 50),
         .init(label: "the training never ends (timeout → cancel → refund)", faults: [.stuck], outcome: "credits were returned", balance: 150),
-        .init(label: "S3 stops answering for 5 s as the training starts", faults: [], outcome: "is ready", balance: 50, pauseS3: true),
+        .init(label: "S3 is down for 5 s as the training starts (connections refused and reset)", faults: [], outcome: "is ready", balance: 50, s3: .down),
+        .init(label: "S3 hangs for 5 s as the training starts (SIGSTOP: connections accepted, never answered)", faults: [], outcome: "is ready", balance: 50, s3: .frozen),
     ]
 
     func run(_ context: ReliabilityContext) async throws -> CaseReport {
         let moto = try Self.motoPID(localDirectory: context.localDirectory)
         defer { kill(moto, SIGCONT) }
         let sandbox = Sandbox(fal: .init(trainingDuration: .seconds(1), generationDuration: .milliseconds(200), webhookRetryDelay: .milliseconds(200)))
-        let overrides = ["AISHA_RECONCILE_TRAINING_AFTER_SECONDS": "4", "AISHA_TRAINING_TIMEOUT_SECONDS": "15",
+        // The workers reach S3 through a gate the case can shut (a restart without losing moto's state).
+        guard let upstream = ProcessInfo.processInfo.environment["MINIO_ENDPOINT"]?.split(separator: ":").last.flatMap({ Int($0) }) else {
+            throw BenchError("MINIO_ENDPOINT is not set (source .local/env)")
+        }
+        let gate = try TCPGate(upstreamPort: upstream)
+        defer { gate.shut() }
+        let overrides = ["MINIO_ENDPOINT": "127.0.0.1:\(gate.port)", "AISHA_RECONCILE_TRAINING_AFTER_SECONDS": "4", "AISHA_TRAINING_TIMEOUT_SECONDS": "15",
                          "AISHA_RECONCILE_GENERATION_AFTER_SECONDS": "4", "AISHA_GENERATION_TIMEOUT_SECONDS": "15"]
         let report = try await ReliabilityStack.run(adminURL: context.adminURL, migrations: context.migrations, workers: 2, overrides: overrides, sandbox: sandbox,
                                        logDirectory: context.logDirectory(Self.name)) { stack in
             var report = CaseReport(name: Self.name)
             let scenarios = Self.scenarios
             let journeys = scenarios.indices.map { Journey(sandbox: sandbox, userID: 930_000 + Int64($0)) }
-            // Everyone sends their album at once while S3 freezes for 5 s in the middle.
+            // Everyone sends their album at once while S3 goes down for 5 s in the middle.
             let failures = Failures()
             try await withThrowingTaskGroup(of: Void.self) { group in
                 for journey in journeys {
@@ -53,27 +63,26 @@ struct FaultsCase: ReliabilityCase {
                 }
                 group.addTask {
                     try await Task.sleep(for: .seconds(4))
-                    kill(moto, SIGSTOP)
-                    try await Task.sleep(for: .seconds(5))
-                    kill(moto, SIGCONT)
+                    try await Self.outage(.down, gate: gate, moto: moto)
                 }
                 try await group.waitForAll()
             }
             let photos = try await stack.count("SELECT count(*) FROM avatar_photos")
-            report.line("\(journeys.count) people sent albums of 10 while S3 was frozen (SIGSTOP) for 5 s: \(photos) of \(journeys.count * 10) photos stored")
+            let retriedIngests = try await stack.count("SELECT count(*) FROM jobs WHERE kind = 'photo.ingest' AND jsonb_array_length(errors) > 0")
+            report.line("\(journeys.count) people sent albums of 10 while S3 was down for 5 s: \(photos) of \(journeys.count * 10) photos stored, \(retriedIngests) ingests failed at least once and were retried")
             report.check(failures.count == 0 && photos == journeys.count * 10, "albums during the S3 outage: \(failures.all.prefix(3))")
 
             var faultCount = 1
             for (scenario, journey) in zip(scenarios, journeys) {
                 sandbox.fal.inject(contentsOf: scenario.faults)
-                faultCount += scenario.faults.count + (scenario.pauseS3 ? 1 : 0)
+                faultCount += scenario.faults.count + (scenario.s3 == nil ? 0 : 1)
                 let started = ContinuousClock.now
                 var outcome = "ok"
                 do {
-                    if scenario.pauseS3 {
-                        async let pause: Void = { kill(moto, SIGSTOP); try? await Task.sleep(for: .seconds(5)); kill(moto, SIGCONT) }()
+                    if let fault = scenario.s3 {
+                        async let outage: Void = Self.outage(fault, gate: gate, moto: moto)
                         try await journey.train(expect: scenario.outcome)
-                        await pause
+                        try await outage
                     } else {
                         try await journey.train(expect: scenario.outcome)
                     }
@@ -108,6 +117,19 @@ struct FaultsCase: ReliabilityCase {
             return report
         }
         return report
+    }
+
+    /// S3 unavailable for 5 s: down (the gate refuses and resets) or frozen (SIGSTOP: accepted, never answered).
+    static func outage(_ fault: S3Fault, gate: TCPGate, moto: pid_t) async throws {
+        switch fault {
+        case .down: gate.shut()
+        case .frozen: kill(moto, SIGSTOP)
+        }
+        try await Task.sleep(for: .seconds(5))
+        switch fault {
+        case .down: try gate.open()
+        case .frozen: kill(moto, SIGCONT)
+        }
     }
 
     /// The local S3 server's process (deploy/local/s3.sh keeps its pid).
