@@ -1,6 +1,6 @@
 public import Foundation
 public import JobQueue
-import Postgres
+public import Postgres
 
 extension AvatarStore {
     public enum TrainingStart: Sendable, Equatable {
@@ -107,7 +107,11 @@ extension AvatarStore {
     }
 
     /// Training OK: store the LoRA, complete, and make it the main avatar if the user has none.
-    public func completeTraining(avatarID: UUID, attempt: Int, loraURL: String, configURL: String?) async throws -> TrainingOutcome {
+    /// What must happen in the same transaction as a change, when the change applies — telling
+    /// the user (an outbox row), so the message exists exactly when the change does.
+    public typealias InTransaction = @Sendable (Avatar, PostgresConnection) async throws -> Void
+
+    public func completeTraining(avatarID: UUID, attempt: Int, loraURL: String, configURL: String?, then: InTransaction? = nil) async throws -> TrainingOutcome {
         try await database.withTransaction { tx in
             guard let user = try await tx.query("SELECT user_id FROM avatars WHERE id = \(avatarID)").first?.decode(Int64.self, at: 0) else { return .unchanged }
             // The user's row lock serialises "is there a main avatar?" between their avatars.
@@ -118,12 +122,15 @@ extension AvatarStore {
                 WHERE id = \(avatarID) AND training_attempt = \(attempt) AND status = 'training'
                 RETURNING \(Avatar.columns)
                 """)
-            return try rows.first.map { .completed(avatar: try Avatar(row: $0)) } ?? .unchanged
+            guard let row = rows.first else { return .unchanged }
+            let avatar = try Avatar(row: row)
+            try await then?(avatar, tx)
+            return .completed(avatar: avatar)
         }
     }
 
     /// Training failed (or was cancelled): record why, refund the attempt once.
-    public func failTraining(avatarID: UUID, attempt: Int, error: String, status: AvatarStatus = .failed) async throws -> TrainingOutcome {
+    public func failTraining(avatarID: UUID, attempt: Int, error: String, status: AvatarStatus = .failed, then: InTransaction? = nil) async throws -> TrainingOutcome {
         precondition(status == .failed || status == .cancelled)
         return try await database.withTransaction { tx in
             let rows = try await tx.query("""
@@ -137,6 +144,7 @@ extension AvatarStore {
             if price > 0 {
                 _ = try await CreditLedger.move(userID: avatar.userID, amount: price, reference: "refund:training:\(avatarID.uuidString.lowercased()):\(attempt)", reason: "training refund", on: tx)
             }
+            try await then?(avatar, tx)
             return .failed(avatar: avatar, refunded: price)
         }
     }

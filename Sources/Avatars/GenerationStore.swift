@@ -100,7 +100,9 @@ public struct GenerationStore: Sendable {
     }
 
     /// Fails the generation and refunds it, once; false when it had already ended.
-    public func fail(_ id: UUID, error: String) async throws -> Generation? {
+    /// Fails a pending or submitted generation and refunds it once; `then` runs in the same
+    /// transaction when it applies (to tell the user).
+    public func fail(_ id: UUID, error: String, then: (@Sendable (Generation, PostgresConnection) async throws -> Void)? = nil) async throws -> Generation? {
         try await database.withTransaction { tx in
             guard let row = try await tx.query("""
                 UPDATE generations SET status = 'failed', error = \(error), completed_at = now()
@@ -110,6 +112,7 @@ public struct GenerationStore: Sendable {
             if generation.price > 0 {
                 _ = try await CreditLedger.move(userID: generation.userID, amount: generation.price, reference: "refund:generation:\(id.uuidString.lowercased())", reason: "generation refund", on: tx)
             }
+            try await then?(generation, tx)
             return generation
         }
     }

@@ -294,8 +294,10 @@ public enum BotHandler {
 
     /// Cancels a training at FAL (best effort) and refunds it, then says so.
     static func cancel(_ avatarID: UUID, userID: Int64, chatID: Int64, updateKey: String, context: PipelineContext) async throws {
-        guard try await context.store.avatar(avatarID)?.userID == userID,
-              let (cancelled, refunded) = try await AvatarTraining.cancel(avatarID: avatarID, reason: "cancelled", context: context) else { return }
-        try await context.tell(userID, chatID: chatID, "training.cancelled", ["name": cancelled.name, "price": "\(refunded)"], uniqueKey: "update:\(updateKey):cancel")
+        guard try await context.store.avatar(avatarID)?.userID == userID else { return }
+        _ = try await AvatarTraining.cancel(avatarID: avatarID, reason: "cancelled", context: context) { cancelled, tx in
+            try await context.tell(userID, chatID: chatID, "training.cancelled", ["name": cancelled.name, "price": "\(cancelled.trainingPrice ?? 0)"],
+                                   uniqueKey: "update:\(updateKey):cancel", on: tx)
+        }
     }
 }

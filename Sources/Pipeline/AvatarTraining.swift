@@ -132,13 +132,13 @@ public enum AvatarTraining {
     /// Cancels a running training at FAL (best effort: FAL may have finished meanwhile) and
     /// fails the attempt as cancelled, refunding it once. Returns the refunded avatar, or nil
     /// when it was not training.
-    public static func cancel(avatarID: UUID, reason: String, context: PipelineContext) async throws -> (avatar: Avatar, refunded: Int)? {
+    public static func cancel(avatarID: UUID, reason: String, context: PipelineContext, then: AvatarStore.InTransaction? = nil) async throws -> (avatar: Avatar, refunded: Int)? {
         guard let avatar = try await context.store.avatar(avatarID), avatar.status == .training else { return nil }
         if let requestID = avatar.falRequestID {
             let model = try await context.database.query("SELECT training_model FROM avatars WHERE id = \(avatarID)").first?.decode(String?.self, at: 0) ?? FALModel.portraitTrainer
             _ = try? await context.fal.cancel(context.fal.handle(model: model, requestID: requestID))
         }
-        guard case .failed(let cancelled, let refunded) = try await context.store.failTraining(avatarID: avatarID, attempt: avatar.trainingAttempt, error: reason, status: .cancelled) else { return nil }
+        guard case .failed(let cancelled, let refunded) = try await context.store.failTraining(avatarID: avatarID, attempt: avatar.trainingAttempt, error: reason, status: .cancelled, then: then) else { return nil }
         return (cancelled, refunded)
     }
 }

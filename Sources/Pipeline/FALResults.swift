@@ -53,11 +53,14 @@ public enum FALResults {
         guard avatar.status == .training else { return true }  // applied before, or cancelled meanwhile
 
         if result.status == .ok, let output = trainingOutput(result.payload) {
-            if case .completed(let done) = try await store.completeTraining(avatarID: avatar.id, attempt: avatar.trainingAttempt, loraURL: output.diffusersLoraFile.url, configURL: output.configFile?.url) {
+            // The message is queued in the completion's transaction (a crash between the two once lost it).
+            let outcome = try await store.completeTraining(avatarID: avatar.id, attempt: avatar.trainingAttempt, loraURL: output.diffusersLoraFile.url, configURL: output.configFile?.url) { done, tx in
                 try await notify(done, key: "training.completed", event: "done", buttons: [
                     [OutgoingMessage.Button("button.generate", data: "gen:av:\(done.id.uuidString.lowercased())")],
                     [OutgoingMessage.Button("button.avatars", data: "av:list:0")],
-                ], context: context)
+                ], context: context, on: tx)
+            }
+            if case .completed = outcome {
                 logger.info("training completed", metadata: ["avatar": "\(avatar.id)", "fal.request_id": "\(result.requestID)"])
             }
             return true
@@ -81,19 +84,21 @@ public enum FALResults {
 
     /// Fails the attempt, refunds it once, and tells the user why (in their language).
     static func failTraining(avatarID: UUID, attempt: Int, reasonKey: String, context: PipelineContext, logger: Logger) async throws {
-        guard case .failed(let avatar, let refunded) = try await context.store.failTraining(avatarID: avatarID, attempt: attempt, error: reasonKey) else { return }
+        let outcome = try await context.store.failTraining(avatarID: avatarID, attempt: attempt, error: reasonKey) { avatar, tx in
+            try await notify(avatar, key: "training.failed", event: "failed", reasonKey: reasonKey, buttons: [
+                [OutgoingMessage.Button("button.retry", data: "av:retry:\(avatarID.uuidString.lowercased())"),
+                 OutgoingMessage.Button("button.delete", data: "av:del:\(avatarID.uuidString.lowercased())")],
+            ], context: context, on: tx)
+        }
+        guard case .failed(_, let refunded) = outcome else { return }
         logger.warning("training failed", metadata: ["avatar": "\(avatarID)", "reason": "\(reasonKey)", "refunded": "\(refunded)"])
-        try await notify(avatar, key: "training.failed", event: "failed", reasonKey: reasonKey, buttons: [
-            [OutgoingMessage.Button("button.retry", data: "av:retry:\(avatarID.uuidString.lowercased())"),
-             OutgoingMessage.Button("button.delete", data: "av:del:\(avatarID.uuidString.lowercased())")],
-        ], context: context)
     }
 
     /// One message per (avatar, attempt, event).
-    static func notify(_ avatar: Avatar, key: String, event: String, reasonKey: String? = nil, buttons: [[OutgoingMessage.Button]], context: PipelineContext) async throws {
+    static func notify(_ avatar: Avatar, key: String, event: String, reasonKey: String? = nil, buttons: [[OutgoingMessage.Button]], context: PipelineContext, on connection: PostgresConnection) async throws {
         var arguments = ["name": avatar.name, "price": "\(avatar.trainingPrice ?? 0)"]
         if let reasonKey { arguments["reason"] = reasonKey }
         try await context.tell(avatar.userID, key, arguments, buttons: buttons,
-                               uniqueKey: "training:\(avatar.id.uuidString.lowercased()):\(avatar.trainingAttempt):\(event)")
+                               uniqueKey: "training:\(avatar.id.uuidString.lowercased()):\(avatar.trainingAttempt):\(event)", on: connection)
     }
 }

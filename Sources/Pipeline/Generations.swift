@@ -127,9 +127,11 @@ public enum Generations {
     }
 
     static func fail(_ id: UUID, reasonKey: String, context: PipelineContext, logger: Logger) async throws {
-        guard let generation = try await GenerationStore(database: context.database).fail(id, error: reasonKey) else { return }
+        // The message is queued in the refund's transaction: a crash cannot leave one without the other.
+        guard try await GenerationStore(database: context.database).fail(id, error: reasonKey, then: { generation, tx in
+            try await context.tell(generation.userID, chatID: generation.chatID, "generation.failed", ["reason": reasonKey, "price": "\(generation.price)"],
+                                   uniqueKey: "generation:\(id.uuidString.lowercased()):failed", on: tx)
+        }) != nil else { return }
         logger.warning("generation failed", metadata: ["generation": "\(id)", "reason": "\(reasonKey)"])
-        try await context.tell(generation.userID, chatID: generation.chatID, "generation.failed", ["reason": reasonKey, "price": "\(generation.price)"],
-                               uniqueKey: "generation:\(id.uuidString.lowercased()):failed")
     }
 }

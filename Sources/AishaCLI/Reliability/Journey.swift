@@ -74,8 +74,14 @@ struct Journey: Sendable {
     /// Returns what the bot said.
     @discardableResult
     func train(expect outcome: String = "is ready", or alternatives: [String] = []) async throws -> String {
+        let pressed = sandbox.transcript.events(chatID: user.id).count
         try await tap("Start training", expect: "Training started")
-        return try await step("waiting for the training", expect: outcome, or: alternatives, timeout: .seconds(120)) {}.text
+        // The outcome may arrive right behind "Training started": look from the press on.
+        let fragments = [outcome] + alternatives
+        guard let event = await sandbox.transcript.waitFor(chatID: user.id, after: pressed, timeout: .seconds(120), { event in
+            event.actor == .bot && fragments.contains { event.text.contains($0) }
+        }) else { throw Stalled(description: "user \(user.id): the training never ended with “\(outcome)”") }
+        return event.text
     }
 
     /// Generate → a prompt → 1:1 → `images` images, waiting for the images (or `alternatives`).
