@@ -198,6 +198,7 @@ public enum BotHandler {
             return (followUps, false)
         }
         let replyLanguage = Catalog.Language(languageCode: followUps.language)
+        if followUps.startTraining != nil || followUps.generation != nil { CrashPoints.hit("bot:before-follow-ups") }
 
         if let avatarID = followUps.startTraining {
             // Its own transaction: charge + status + job (AvatarStore.startTraining).

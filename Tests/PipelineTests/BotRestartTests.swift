@@ -1,0 +1,79 @@
+import Avatars
+import Foundation
+import Postgres
+import Sandbox
+import TestSupport
+import Testing
+
+/// The bot served by real `aisha-worker` processes that die: the wizard continues on a new
+/// worker where the user was, and an update whose worker died right after its commit — before
+/// starting the training it asked for — is finished by the rerun: charged once, started once,
+/// and the button is not called stale.
+@Suite(.serialized) struct BotRestartTests {
+    @Test func aKilledWorkerNeitherLosesTheWizardNorTheTrainingItWasStarting() async throws {
+        let sandbox = Sandbox(fal: .init(trainingDuration: .milliseconds(500), webhookRetryDelay: .milliseconds(200)))
+        try await TestDatabase.withMigrated { testDatabase in
+            let database = try testDatabase.client(maxConnections: 2)
+            defer { database.shutdown() }
+            try await sandbox.run { endpoints in
+                try await Harness.runServer(databaseURL: testDatabase.url, jwksURL: endpoints.falJWKS) { serverBase in
+                    sandbox.telegram.setWebhook(.init(url: serverBase + "/telegram/webhook", secretToken: "pipeline_test"))
+                    let bucket = "restart-\(UUID().uuidString.prefix(8).lowercased())"
+                    let environment = ProcessInfo.processInfo.environment.merging([
+                        "AISHA_DATABASE_URL": testDatabase.url, "AISHA_FAL_WEBHOOK_URL": serverBase + "/fal/webhook", "FAL_KEY": sandbox.fal.configuration.key,
+                        "FAL_QUEUE_URL": endpoints.falQueue, "FAL_REST_URL": endpoints.falREST, "AISHA_TELEGRAM_BOT_TOKEN": sandbox.telegram.configuration.token,
+                        "AISHA_TELEGRAM_API_URL": endpoints.telegramAPI, "AISHA_PHOTO_BUCKET": bucket, "AISHA_GENERATED_BUCKET": bucket + "-g",
+                        "AISHA_WORKER_LEASE_SECONDS": "2", "AISHA_LOG_LEVEL": "warning",
+                    ]) { $1 }
+                    let workerPath = TestServices.productsDirectory + "/aisha-worker"
+                    let log = NSTemporaryDirectory() + "/bot-restart-\(UUID()).log"
+                    defer { try? FileManager.default.removeItem(atPath: log) }
+                    let user = sandbox.telegram.user(id: 8101, firstName: "Rita")
+                    let transcript = sandbox.transcript
+                    func botSays(_ fragment: String, after: Int = 0) async -> Bool {
+                        await transcript.waitFor(chatID: 8101, after: after, timeout: .seconds(30)) { $0.actor == .bot && $0.text.contains(fragment) } != nil
+                    }
+
+                    // Halfway through the wizard, the worker is killed.
+                    let first = try TestServices.spawn(workerPath, [], environment: environment, logPath: log)
+                    #expect(await user.send("/start") == 200)
+                    #expect(await botSays("I am Aisha"))
+                    #expect(await user.press("Create an avatar") == 200)
+                    #expect(await botSays("What should the avatar learn?"))
+                    #expect(await user.press("A person (portrait)") == 200)
+                    #expect(await botSays("Who is in the photos?"))
+                    kill(first, SIGKILL)
+                    _ = await TestServices.waitForExit(first)
+
+                    // A new worker continues exactly there; it is armed to die after the commit of
+                    // the update that starts the training, before the training starts.
+                    let second = try TestServices.spawn(workerPath, [], environment: environment.merging(["AISHA_CRASH_POINT": "bot:before-follow-ups"]) { $1 }, logPath: log)
+                    #expect(await user.press("A man") == 200)
+                    #expect(await botSays("Give the avatar a name"), "the wizard resumed on another worker")
+                    #expect(await user.send("Rita's brother") == 200)
+                    #expect(await botSays("18 or older"))
+                    #expect(await user.press("I confirm") == 200)
+                    #expect(await botSays("Send 10–20 photos"))
+                    _ = await user.sendAlbum((1...10).map { Harness.jpeg(UInt64(8100 + $0)) })
+                    #expect(await botSays("Photos: 10 of 20"))
+                    let pressed = transcript.events(chatID: 8101).count
+                    #expect(await user.press("Start training") == 200)
+                    #expect(await TestServices.waitForExit(second) == 128 + SIGKILL, "the worker died at bot:before-follow-ups")
+                    let avatarID = try #require(try await database.query("SELECT id FROM avatars WHERE user_id = 8101").first?.decode(UUID.self, at: 0))
+                    #expect(try await AvatarStore(database: database).avatar(avatarID)?.status == .ready, "the commit happened, the training did not start")
+
+                    // The rerun on a third worker starts it, once.
+                    let third = try TestServices.spawn(workerPath, [], environment: environment, logPath: log)
+                    #expect(await botSays("Training started", after: pressed))
+                    #expect(await botSays("is ready", after: pressed))
+                    kill(third, SIGTERM)
+                    #expect(await TestServices.waitForExit(third) == 0)
+                    let events = transcript.events(chatID: 8101).dropFirst(pressed)
+                    #expect(!events.contains { $0.kind == "toast" && $0.text.contains("no longer valid") }, "the rerun did not call the press stale")
+                    #expect(try await database.query("SELECT balance FROM users WHERE id = 8101")[0].decode(Int.self, at: 0) == 50, "charged once")
+                    #expect(sandbox.fal.requests.count == 1 && sandbox.fal.uploadCount == 1, "trained once")
+                }
+            }
+        }
+    }
+}
