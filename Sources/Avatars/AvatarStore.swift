@@ -31,6 +31,23 @@ public struct Avatar: Sendable, Equatable {
         fal_request_id, lora_url, config_url, error, created_at, submitted_at
         """
 
+    /// An avatar built in memory (tests of the pure rules and screens).
+    public init(id: UUID = UUID(), userID: Int64, name: String, kind: AvatarKind = .portrait, gender: Gender = .female, status: AvatarStatus,
+                isMain: Bool = false, photoCount: Int = 0, createdAt: Date = Date()) {
+        self.id = id
+        self.userID = userID
+        self.name = name
+        self.kind = kind
+        self.gender = gender
+        self.status = status
+        self.isMain = isMain
+        self.triggerPhrase = "TOK"
+        self.photoCount = photoCount
+        self.trainingAttempt = 1
+        self.createdAt = createdAt
+        self.loraURL = status == .completed ? "https://example.invalid/lora.safetensors" : nil
+    }
+
     public init(row: PostgresRow) throws {
         id = try row.decode(UUID.self, at: 0)
         userID = try row.decode(Int64.self, at: 1)
