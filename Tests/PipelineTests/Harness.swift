@@ -70,6 +70,17 @@ struct Harness: Sendable {
         try await InProcessServer.run(databaseURL: databaseURL, telegramSecret: "pipeline_test", jwksURL: jwksURL) { base, _ in try await body(base) }
     }
 
+    /// The environment of a real `aisha-worker` process against the Sandbox and the in-process
+    /// server, with a 2 s lease so a killed worker's jobs come back quickly.
+    static func workerEnvironment(databaseURL: String, serverBase: String, sandbox: Sandbox, endpoints: Sandbox.Endpoints, bucket: String) -> [String: String] {
+        ProcessInfo.processInfo.environment.merging([
+            "AISHA_DATABASE_URL": databaseURL, "AISHA_FAL_WEBHOOK_URL": serverBase + "/fal/webhook", "FAL_KEY": sandbox.fal.configuration.key,
+            "FAL_QUEUE_URL": endpoints.falQueue, "FAL_REST_URL": endpoints.falREST, "AISHA_TELEGRAM_BOT_TOKEN": sandbox.telegram.configuration.token,
+            "AISHA_TELEGRAM_API_URL": endpoints.telegramAPI, "AISHA_PHOTO_BUCKET": bucket, "AISHA_GENERATED_BUCKET": bucket + "-g",
+            "AISHA_WORKER_LEASE_SECONDS": "2", "AISHA_LOG_LEVEL": "warning",
+        ]) { $1 }
+    }
+
     /// A user with welcome credits and a fresh portrait avatar.
     func userWithAvatar(_ userID: Int64, credits: Int = 150, language: String = "en") async throws -> Avatar {
         sandbox.telegram.user(id: userID, firstName: "Ann", languageCode: language)

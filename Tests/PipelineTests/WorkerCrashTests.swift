@@ -39,12 +39,7 @@ import Testing
                     }
                     #expect(try await store.startTraining(avatarID: avatar.id, userID: user, settings: settings) == .started(attempt: 1, balance: 50))
 
-                    let environment = ProcessInfo.processInfo.environment.merging([
-                        "AISHA_DATABASE_URL": testDatabase.url, "AISHA_FAL_WEBHOOK_URL": serverBase + "/fal/webhook", "FAL_KEY": sandbox.fal.configuration.key,
-                        "FAL_QUEUE_URL": endpoints.falQueue, "FAL_REST_URL": endpoints.falREST, "AISHA_TELEGRAM_BOT_TOKEN": sandbox.telegram.configuration.token,
-                        "AISHA_TELEGRAM_API_URL": endpoints.telegramAPI, "AISHA_PHOTO_BUCKET": bucket, "AISHA_GENERATED_BUCKET": bucket + "-g",
-                        "AISHA_WORKER_LEASE_SECONDS": "2", "AISHA_LOG_LEVEL": "warning",
-                    ]) { $1 }
+                    let environment = Harness.workerEnvironment(databaseURL: testDatabase.url, serverBase: serverBase, sandbox: sandbox, endpoints: endpoints, bucket: bucket)
                     let worker = TestServices.productsDirectory + "/aisha-worker"
                     let log = NSTemporaryDirectory() + "/crash-\(UUID()).log"
                     defer { try? FileManager.default.removeItem(atPath: log) }
