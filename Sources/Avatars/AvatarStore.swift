@@ -152,7 +152,8 @@ public struct AvatarStore: Sendable {
     /// the cap (the CHECK on photo_count backs it up), refuses duplicates by content or Telegram
     /// id, and moves a draft to ready at the minimum — so 25 concurrent album photos leave 20.
     public func addPhoto(avatarID: UUID, photoID: UUID, objectKey: String, sha256: String, fileUniqueID: String,
-                         format: String, size: Int, width: Int, height: Int, settings: PipelineSettings) async throws -> PhotoAdded {
+                         format: String, size: Int, width: Int, height: Int, settings: PipelineSettings,
+                         then: (@Sendable (_ count: Int, PostgresConnection) async throws -> Void)? = nil) async throws -> PhotoAdded {
         try await database.withTransaction { tx in
             let locked = try await tx.query("SELECT status, photo_count FROM avatars WHERE id = \(avatarID) FOR UPDATE")
             let outcome: PhotoAdded
@@ -173,6 +174,8 @@ public struct AvatarStore: Sendable {
                         let next = count + 1
                         let newStatus: AvatarStatus = status == .draft && next >= settings.minimumPhotos ? .ready : status
                         try await tx.query("UPDATE avatars SET photo_count = \(next), status = \(newStatus.rawValue) WHERE id = \(avatarID)")
+                        // Under the avatar's row lock: what `then` queues is ordered as the counts are.
+                        try await then?(next, tx)
                         outcome = .accepted(count: next, status: newStatus)
                     } else {
                         outcome = .rejected(.duplicate)
