@@ -63,6 +63,7 @@ struct BenchBotCommand: AsyncParsableCommand {
                 try await Task.sleep(for: .seconds(3))
 
                 replies.reset()
+                let measuredFrom = Date()
                 let total = rate * seconds
                 let started = ContinuousClock.now
                 try await openLoop(people, count: total, rate: rate, replies: replies, offset: users)
@@ -74,11 +75,33 @@ struct BenchBotCommand: AsyncParsableCommand {
                 print("sent \(total) updates in \(String(format: "%.1f", BenchSupport.seconds(sent))) s; \(latencies.count) replied (\(total - latencies.count) missing)")
                 print("webhook POST → reply at the Sandbox: p50 \(ms(BenchSupport.quantile(latencies, 0.5))) ms, p99 \(ms(BenchSupport.quantile(latencies, 0.99))) ms, max \(ms(latencies.max() ?? .nan)) ms")
                 print("replies/s over the run: \(BenchSupport.format(Double(latencies.count) / elapsed))")
+                try await printStages(databaseURL: scratch, since: measuredFrom)
             }
         }
     }
 
     private func ms(_ seconds: Double) -> String { String(format: "%.2f", seconds * 1000) }
+
+    /// Where a reply's time goes, from the jobs table: each job's wait from its commit
+    /// (`created_at`, the inserting transaction's start) to its claim, and from its claim to its
+    /// acknowledgement, for the update and for the reply it sent.
+    private func printStages(databaseURL: String, since: Date) async throws {
+        let client = try PostgresClient(url: databaseURL, maxConnections: 1, logger: BenchSupport.logger)
+        defer { client.shutdown() }
+        let rows = try await client.query("""
+            SELECT kind,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM attempted_at - created_at)) * 1000,
+                   percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM attempted_at - created_at)) * 1000,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - attempted_at)) * 1000,
+                   percentile_cont(0.99) WITHIN GROUP (ORDER BY extract(epoch FROM finished_at - attempted_at)) * 1000
+            FROM jobs WHERE kind IN ('telegram.update', 'telegram.send') AND created_at >= \(since) AND state = 'completed'
+            GROUP BY kind ORDER BY kind DESC
+            """)
+        for row in rows {
+            let values = try (1...4).map { try row.decode(Double.self, at: $0) }
+            print("  \(try row.decode(String.self, at: 0)): enqueued → claimed p50 \(String(format: "%.2f", values[0])) / p99 \(String(format: "%.2f", values[1])) ms; claimed → acknowledged p50 \(String(format: "%.2f", values[2])) / p99 \(String(format: "%.2f", values[3])) ms")
+        }
+    }
 
     /// Sends `count` updates at `rate`, user after user: `/start` on even rounds, a Help tap on odd.
     private func openLoop(_ people: [SandboxUser], count: Int, rate: Int, replies: ReplyClock?, offset: Int = 0) async throws {
