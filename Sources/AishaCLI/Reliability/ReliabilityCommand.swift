@@ -89,17 +89,19 @@ struct CaseReport: Sendable {
     mutating func check(_ condition: Bool, _ text: @autoclosure () -> String) { if !condition { fail(text()) } }
 }
 
-/// Failures collected from concurrent tasks.
-final class Failures: Sendable {
-    private let items = Mutex<[String]>([])
-    func add(_ text: String) { items.withLock { $0.append(text) } }
-    var all: [String] { items.withLock { $0 } }
-    var count: Int { items.withLock { $0.count } }
-}
-
 /// A value shared by concurrent tasks of a case.
 final class Locked<Value: Sendable>: Sendable {
     private let mutex: Mutex<Value>
     init(_ value: Value) { mutex = Mutex(value) }
     func withLock<R: Sendable>(_ body: (inout sending Value) -> sending R) -> R { mutex.withLock(body) }
+}
+
+/// Failures collected from concurrent tasks.
+typealias Failures = Locked<[String]>
+
+extension Locked where Value == [String] {
+    convenience init() { self.init([]) }
+    func add(_ text: String) { withLock { $0.append(text) } }
+    var all: [String] { withLock { $0 } }
+    var count: Int { withLock { $0.count } }
 }
