@@ -18,7 +18,7 @@ struct PostgresRestartCase: ReliabilityCase {
         // A cluster of the suite's own: stopping the shared one would disturb everything else.
         let script = context.scripts + "/postgres.sh"
         let adminURL = try await ChildProcess.run(script, ["start", "reliability"]).trimmingCharacters(in: .whitespacesAndNewlines)
-        defer { _ = try? ChildProcess.run(script, ["stop", "reliability"]) }
+        defer { _ = try? ChildProcess.run(script, ["destroy", "reliability"]) }  // stops it and removes its data, whatever happened
         // Telegram's pacing is not what is measured: lift it so replies keep up with the stream.
         let sandbox = Sandbox(telegram: .init(perChatLimit: .init(count: 100, per: 1, burst: 100), globalLimit: .init(count: 100_000, per: 1, burst: 100_000)))
         let report = try await ReliabilityStack.run(adminURL: adminURL, migrations: context.migrations, workers: 1, overrides: ["AISHA_TELEGRAM_GLOBAL_PER_SECOND": "100000"],
@@ -81,7 +81,6 @@ struct PostgresRestartCase: ReliabilityCase {
             report.check(stack.serverAlive, "the server died")
             return report
         }
-        _ = try? await ChildProcess.run(script, ["destroy", "reliability"])
         return report
     }
 
