@@ -47,7 +47,9 @@ import Testing
             let survivor = try startProbe(database, lease: 1500, concurrency: 20, log: log)
             let done = try await eventually(timeout: .seconds(60)) { try await count(client, "SELECT count(*) FROM jobs WHERE state = 'completed'") == 40 }
             kill(survivor, SIGTERM)
-            #expect(await TestServices.waitForExit(survivor) == 0)
+            let status = await TestServices.waitForExit(survivor)
+            // Seen once in a loaded full-suite run (not reproduced alone): say why, next time.
+            #expect(status == 0, "survivor exit status \(status); probe log: \(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self).suffix(3000))")
             #expect(done, "every job completed")
             #expect(try await count(client, "SELECT count(*) FROM jobs WHERE state <> 'completed'") == 0, "none lost or stuck")
             #expect(try await count(client, "SELECT count(*) FROM probe_effects") == 40, "every job had its effect")
