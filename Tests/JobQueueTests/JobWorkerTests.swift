@@ -167,7 +167,7 @@ func count(_ client: PostgresClient, _ query: PostgresQuery) async throws -> Int
             let queue = JobQueue(database: client)
             struct Sleep: Codable { var ms: Int }
             try await queue.enqueue((0..<4).map { _ in try! JobRequest(kind: "sleep", json: Sleep(ms: 300)) }
-                + (0..<3).map { _ in try! JobRequest(kind: "sleep", json: Sleep(ms: 20_000)) })
+                + (0..<3).map { _ in try! JobRequest(kind: "sleep", json: Sleep(ms: 60_000)) })
             var configuration = fastConfiguration()
             configuration.shutdownGrace = .seconds(1)
             let handler = JobHandler(kind: "sleep") { job, _ in try await Task.sleep(for: .milliseconds(try job.decode(Sleep.self).ms)) }
@@ -176,7 +176,8 @@ func count(_ client: PostgresClient, _ query: PostgresQuery) async throws -> Int
             #expect(allClaimed)
             let stopping = ContinuousClock.now
             try await worker.stop()
-            #expect(ContinuousClock.now - stopping < .seconds(8), "1 s grace, not the 20 s jobs")
+            // The bound only has to tell the 1 s grace from the 60 s jobs; a loaded machine once took 8.5 s.
+            #expect(ContinuousClock.now - stopping < .seconds(30), "1 s grace, not the 60 s jobs")
             #expect(try await count(client, "SELECT count(*) FROM jobs WHERE state = 'running'") == 0, "nothing left running")
             #expect(try await count(client, "SELECT count(*) FROM jobs WHERE state = 'completed'") == 4)
             #expect(try await count(client, "SELECT count(*) FROM jobs WHERE state = 'available' AND attempt = 0 AND run_at <= now() AND errors::text LIKE '%handed back%'") == 3)
