@@ -40,8 +40,9 @@ public struct PipelineSettings: Sendable {
     /// Trainer steps (the portrait trainer's default is 2500; the fast trainer has none).
     public var portraitSteps = 2500
     public var styleSteps = 1000
-    /// Photos downloaded at once while building a training ZIP.
-    public var downloadConcurrency = 20
+    /// Photos downloaded at once while building a training ZIP. Modest on purpose: the archive
+    /// packs each photo as its download ends, which overlaps only if they do not all end together.
+    public var downloadConcurrency = 8
     /// A training whose webhook has not come this long after submission is polled at FAL.
     public var reconcileTrainingAfter: TimeInterval = 20 * 60
     /// A training still unfinished this long after submission is cancelled and refunded.

@@ -104,28 +104,43 @@ public enum AvatarTraining {
 
     /// The training preparation on its own (also what `aisha bench pipeline` times): stored
     /// photos (key, format) → parallel downloads to files → a ZIP of stored entries → FAL storage.
+    /// The archive is written while the downloads run: libzip packs each photo, in order, as
+    /// soon as its download is complete (hence a modest download concurrency: with all 20 at
+    /// once they share the bandwidth and all finish at the end, leaving nothing to overlap).
     public static func uploadArchive(photos: [(key: String, format: String)], context: PipelineContext) async throws -> String {
         let folder = try context.scratchFolder("train")
         defer { try? FileManager.default.removeItem(atPath: folder) }
-        let storage = context.storage, bucket = context.settings.photoBucket
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            var running = 0
-            for (index, photo) in photos.enumerated() {
-                if running >= context.settings.downloadConcurrency { try await group.next(); running -= 1 }
-                running += 1
-                group.addTask { try await storage.get(bucket: bucket, key: photo.key, toFile: folder + "/\(index)") }
-            }
-            try await group.waitForAll()
-        }
-        let archive = folder + "/photos.zip"
+        let storage = context.storage, bucket = context.settings.photoBucket, concurrency = context.settings.downloadConcurrency
+        let files = photos.indices.map { PendingFile(path: folder + "/\($0)") }
         let names = photos.enumerated().map { index, photo in String(format: "photo_%02d.%@", index + 1, photo.format == "jpeg" ? "jpg" : photo.format) }
-        // libzip reads and writes every byte in zip_close: a blocking call, so it runs on a
-        // thread of its own, never on Swift's cooperative pool.
-        try await zipThreads.run {
+        let archive = folder + "/photos.zip"
+        // libzip reads and writes every byte in zip_close, blocking while it waits for a photo:
+        // it runs on a thread of its own, never on Swift's cooperative pool.
+        async let packed: Void = zipThreads.run {
             var writer = try ZipWriter(path: archive)
-            for (index, name) in names.enumerated() { try writer.addFile(at: folder + "/\(index)", as: name) }
+            for (file, name) in zip(files, names) { try writer.addFile(file, as: name) }
             try writer.finish()
         }
+        do {
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                var running = 0
+                for (photo, file) in zip(photos, files) {
+                    if running >= concurrency { try await group.next(); running -= 1 }
+                    running += 1
+                    group.addTask {
+                        do { try await storage.get(bucket: bucket, key: photo.key, toFile: file.path) } catch { file.fail(error); throw error }
+                        file.finish()
+                    }
+                }
+                try await group.waitForAll()
+            }
+        } catch {
+            // Unblock the packer (it stops at the first failed photo) before leaving its scope.
+            for file in files { file.fail(error) }
+            _ = try? await packed
+            throw error
+        }
+        try await packed
         return try await context.fal.upload(fileAt: archive, contentType: "application/zip", fileName: "photos.zip")
     }
 

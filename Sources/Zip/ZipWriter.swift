@@ -41,10 +41,21 @@ public struct ZipWriter: ~Copyable {
     /// - Throws: `ZipError.Code.invalidEntryName` for an unsafe name, `.duplicateEntry` for a repeat,
     ///   `.io` if the file cannot be read.
     public mutating func addFile(at filePath: String, as name: String, compression: ZipCompression = .automatic) throws(ZipError) {
+        try add(name, compression: compression) { archive in zip_source_file(archive, filePath, 0, -1) }
+    }
+
+    /// Adds a file that may still be being written: `finish()` waits, when it reaches this
+    /// entry, until `file` is resolved (and fails with `.io` if it failed).
+    /// - Throws: `ZipError.Code.invalidEntryName` for an unsafe name, `.duplicateEntry` for a repeat.
+    public mutating func addFile(_ file: PendingFile, as name: String, compression: ZipCompression = .automatic) throws(ZipError) {
+        try add(name, compression: compression) { archive in PendingFileSource.make(file, in: archive) }
+    }
+
+    private mutating func add(_ name: String, compression: ZipCompression, source makeSource: (OpaquePointer) -> OpaquePointer?) throws(ZipError) {
         guard let archive else { throw ZipError(.other, message: "archive already finished") }
         try ZipWriter.validate(name: name)
         guard names.insert(name).inserted else { throw ZipError(.duplicateEntry, message: "entry '\(name)' added twice") }
-        guard let source = zip_source_file(archive, filePath, 0, -1) else { throw ZipError(zip_get_error(archive)) }
+        guard let source = makeSource(archive) else { throw ZipError(zip_get_error(archive)) }
         let index = zip_file_add(archive, name, source, zip_flags_t(ZIP_FL_ENC_UTF_8))
         guard index >= 0 else {
             zip_source_free(source)

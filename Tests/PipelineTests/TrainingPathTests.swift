@@ -106,6 +106,29 @@ import Zip
         }
     }
 
+    @Test func aPhotoMissingFromStorageFailsThePreparationCleanly() async throws {
+        try await Harness.run { h in
+            // The archive is packed while photos download; a download that fails must stop it
+            // (not leave it waiting for the photo), and leave no scratch file behind.
+            var context = h.context
+            context.scratchDirectory = NSTemporaryDirectory() + "/aisha-missing-\(UUID().uuidString)"
+            try FileManager.default.createDirectory(atPath: context.scratchDirectory, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: context.scratchDirectory) }
+            var photos: [(key: String, format: String)] = []
+            for index in 0..<12 {
+                let key = "missing-test/\(UUID().uuidString).jpg"
+                if index != 2 { _ = try await context.storage.put(bucket: context.settings.photoBucket, key: key, data: Data(Harness.jpeg(UInt64(300 + index))), contentType: "image/jpeg") }
+                photos.append((key, "jpeg"))
+            }
+            let uploadsBefore = h.sandbox.fal.uploadCount
+            let started = ContinuousClock.now
+            await #expect(throws: ObjectStorageError.self) { try await AvatarTraining.uploadArchive(photos: photos, context: context) }
+            #expect(ContinuousClock.now - started < .seconds(10))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: context.scratchDirectory).isEmpty, "scratch files removed")
+            #expect(h.sandbox.fal.uploadCount == uploadsBefore, "nothing uploaded")
+        }
+    }
+
     @Test func aCrashBetweenSubmitAndRecordNeverSubmitsTwice() async throws {
         try await Harness.run { h in
             let user: Int64 = 7004

@@ -1,6 +1,7 @@
 import Foundation
 import Imaging
 import Signing
+import Synchronization
 import TestSupport
 import Testing
 import Zip
@@ -144,6 +145,64 @@ import Zip
                 failure = error as? ZipError
             }
             #expect(failure?.code == .io || failure?.code == .noSuchEntry, "\(String(describing: failure))")
+            #expect(!FileManager.default.fileExists(atPath: folder + "/a.zip"))
+        }
+    }
+    /// Runs `body` on a thread of its own (a libzip writer blocks while it waits for files).
+    func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try body() }) }.start()
+        }
+    }
+
+    @Test func pendingFilesArePackedAsTheyComplete() async throws {
+        try await withTemporaryFolder { folder in
+            let names = (0..<20).map { "photo_\($0).jpg" }
+            let files = names.map { PendingFile(path: folder + "/" + $0) }
+            let archive = folder + "/training.zip"
+            let finished = Mutex(false)
+            async let packed: Void = onThread {
+                var writer = try ZipWriter(path: archive)
+                for (file, name) in zip(files, names) { try writer.addFile(file, as: name) }
+                try writer.finish()
+                finished.withLock { $0 = true }
+            }
+            // The files appear one by one, last first; the writer must wait for each.
+            var contents: [String: [UInt8]] = [:]
+            for (file, name) in zip(files, names).reversed() {
+                let jpeg = JPEGEncoder.encode(width: 512, height: 512, padding: 20_000, seed: UInt64(name.hashValue & 0xFFFF)) { x, y in UInt8((x ^ y) & 0xFF) }
+                try Data(jpeg).write(to: URL(fileURLWithPath: file.path))
+                contents[name] = jpeg
+                try await Task.sleep(for: .milliseconds(5))
+                #expect(!finished.withLock { $0 }, "the archive was finished before \(name) was complete")
+                file.finish()
+            }
+            try await packed
+            let reader = try ZipReader(path: archive)
+            #expect(reader.entries.map(\.name) == names)
+            for entry in reader.entries { #expect(try [UInt8](reader.contents(of: entry.name)) == contents[entry.name]) }
+            try reader.verify()
+        }
+    }
+
+    @Test func aFailedPendingFileFailsTheArchiveAtOnce() async throws {
+        struct DownloadFailed: Error {}
+        try await withTemporaryFolder { folder in
+            let files = (0..<3).map { PendingFile(path: folder + "/\($0).jpg") }
+            try Data(repeating: 7, count: 1000).write(to: URL(fileURLWithPath: files[0].path))
+            files[0].finish()
+            files[1].fail(DownloadFailed())
+            // files[2] is resolved only 5 s later: the writer must stop at the failed one, not wait for it.
+            let late = Task { try await Task.sleep(for: .seconds(5)); files[2].fail(CancellationError()) }
+            defer { late.cancel(); files[2].fail(CancellationError()) }
+            let started = ContinuousClock.now
+            let failure = try await onThread { () -> ZipError? in
+                var writer = try ZipWriter(path: folder + "/a.zip")
+                for (index, file) in files.enumerated() { try writer.addFile(file, as: "\(index).jpg") }
+                do { try writer.finish(); return nil } catch { return error as? ZipError }
+            }
+            #expect(failure?.code == .io, "\(String(describing: failure))")
+            #expect(ContinuousClock.now - started < .seconds(5))
             #expect(!FileManager.default.fileExists(atPath: folder + "/a.zip"))
         }
     }
