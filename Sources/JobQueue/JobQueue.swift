@@ -129,7 +129,9 @@ public struct JobQueue: Sendable {
     }
 
     /// Records many finished attempts in one statement; returns the ids that were accepted.
-    /// An attempt whose lease was lost (rescued, or claimed again) is not accepted.
+    /// An attempt whose lease was lost (rescued, or claimed again) is not accepted. When a
+    /// finished job was holding back the next job of its serial key, the same statement
+    /// NOTIFYs, so every worker (not only this one) looks again at once.
     @discardableResult
     public func finish(_ completions: [Completion], worker: String) async throws -> Set<Int64> {
         guard !completions.isEmpty else { return [] }
@@ -147,7 +149,8 @@ public struct JobQueue: Sendable {
         // two connections and touch the same rows, and locking them in plan order deadlocked
         // (40P01, seen with two workers and a large backlog).
         let rows = try await database.query("""
-            WITH locked AS (SELECT id FROM jobs WHERE id = ANY(\(completions.map(\.id))::int8[]) ORDER BY id FOR UPDATE)
+            WITH locked AS (SELECT id FROM jobs WHERE id = ANY(\(completions.map(\.id))::int8[]) ORDER BY id FOR UPDATE),
+            done AS (
             UPDATE jobs SET
                 state = d.state,
                 run_at = coalesce(d.run_at, jobs.run_at),
@@ -161,7 +164,14 @@ public struct JobQueue: Sendable {
                         \(runAts)::timestamptz[], \(deltas)::int4[], \(errors)::text[])
                  AS d(id, attempt, state, run_at, attempt_delta, error)
             WHERE jobs.id = d.id AND jobs.id IN (SELECT id FROM locked) AND jobs.attempt = d.attempt AND jobs.state = 'running' AND jobs.locked_by = \(worker)
-            RETURNING jobs.id
+            RETURNING jobs.id, jobs.serial_key
+            ), unblocked AS (
+                SELECT pg_notify(\(JobQueue.channel), '') FROM done
+                WHERE done.serial_key IS NOT NULL
+                  AND EXISTS (SELECT 1 FROM jobs e WHERE e.serial_key = done.serial_key AND e.id > done.id AND e.state = 'available')
+                LIMIT 1
+            )
+            SELECT id FROM done, (SELECT count(*) FROM unblocked) AS n
             """)
         return Set(try rows.map { try $0.decode(Int64.self, at: 0) })
     }

@@ -53,6 +53,10 @@ public final class JobWorker: Service, Sendable {
         /// Jobs whose handler is still running.
         var running = 0
         var completions: [JobQueue.Completion] = []
+        /// The last claim was cut short by free slots, not by the queue running dry: a finishing
+        /// job should wake the claimer. (Otherwise only NOTIFYs and the poll do: an empty claim
+        /// after every job cost PostgreSQL as much as the useful one.)
+        var claimerStarved = false
     }
 
     /// A worker for `handlers` on `queue`.
@@ -97,6 +101,7 @@ public final class JobWorker: Service, Sendable {
             while !isStopping {
                 let free = configuration.concurrency - state.withLock { $0.running }
                 guard free > 0 else {
+                    state.withLock { $0.claimerStarved = true }
                     await claimSignal.wait(timeout: configuration.pollInterval)
                     continue
                 }
@@ -114,6 +119,7 @@ public final class JobWorker: Service, Sendable {
                 state.withLock { state in
                     state.running += claimed.count
                     for job in claimed { state.held[job.id] = job.attempt }
+                    state.claimerStarved = claimed.count == limit && limit < configuration.claimBatch
                 }
                 for job in claimed { jobs.addTask { await self.execute(job) } }
                 if claimed.count < limit { await claimSignal.wait(timeout: configuration.pollInterval) }
@@ -159,14 +165,14 @@ public final class JobWorker: Service, Sendable {
         case .retryWithoutAttempt(let runAt, let reason): jobLogger.info("job rescheduled", metadata: ["job.reason": "\(reason)", "job.run_at": "\(runAt)"])
         case .dead(let error): jobLogger.error("job dead", metadata: ["job.duration": "\(duration)", "job.error": "\(error)"])
         }
-        state.withLock { state in
+        let (free, starved) = state.withLock { state in
             state.running -= 1
             state.completions.append(JobQueue.Completion(id: job.id, attempt: job.attempt, outcome: outcome))
+            return (configuration.concurrency - state.running, state.claimerStarved)
         }
         flushSignal.notify()
-        // Wake the claimer once enough slots are free for a worthwhile batch.
-        let free = configuration.concurrency - state.withLock { $0.running }
-        if free >= max(1, min(configuration.claimBatch, configuration.concurrency) / 2) { claimSignal.notify() }
+        // A claimer held back by full slots wakes once enough are free for a worthwhile batch.
+        if starved, free >= max(1, min(configuration.claimBatch, configuration.concurrency) / 2) { claimSignal.notify() }
     }
 
     static func withDeadline(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Void) async throws {
@@ -216,7 +222,9 @@ public final class JobWorker: Service, Sendable {
             for lost in batch where !accepted.contains(lost.id) {
                 logger.warning("acknowledgement rejected: lease lost", metadata: ["job.id": "\(lost.id)", "job.attempt": "\(lost.attempt)"])
             }
-            claimSignal.notify()  // finished serial-key jobs may have unblocked the next in line
+            // A job put back to run now is claimable again; a finished one that held back the next
+            // of its serial key made `finish` NOTIFY (which reaches this worker unless it polls).
+            if !configuration.listen || batch.contains(where: \.outcome.isRequeued) { claimSignal.notify() }
         } catch {
             logger.warning("acknowledgement failed; will retry", metadata: ["db.error": "\(error)"])
             state.withLock { $0.completions.insert(contentsOf: batch, at: 0) }
@@ -279,6 +287,16 @@ public final class JobWorker: Service, Sendable {
                 }
             }
             try? await Task.sleep(for: .milliseconds(500))
+        }
+    }
+}
+
+extension JobOutcome {
+    /// Back in the queue as available (a retry, a reschedule or a hand-back), not finished.
+    var isRequeued: Bool {
+        switch self {
+        case .completed, .dead: false
+        case .retry, .retryWithoutAttempt, .handedBack: true
         }
     }
 }

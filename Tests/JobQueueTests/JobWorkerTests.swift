@@ -51,6 +51,29 @@ func count(_ client: PostgresClient, _ query: PostgresQuery) async throws -> Int
         return configuration
     }
 
+    /// A chain of one chat's jobs passes between two workers that never poll (a 60 s poll
+    /// interval): finishing a job that held back the next of its key must wake the workers by
+    /// NOTIFY, whichever of them claims next; and finishing jobs does not make the claimer spin.
+    @Test func aSerialChainIsHandedOnByNotifyNotByPolling() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client(maxConnections: 12)
+            defer { client.shutdown() }
+            let queue = JobQueue(database: client)
+            try await queue.enqueue((0..<30).map { _ in JobRequest(kind: "chain.step", payload: Data("{}".utf8), serialKey: "chat:1") })
+            let handler = JobHandler(kind: "chain.step") { _, _ in }
+            var configuration = fastConfiguration()
+            configuration.pollInterval = .seconds(60)
+            let started = ContinuousClock.now
+            let workers = (0..<2).map { index in
+                RunningWorker(JobWorker(queue: queue, handlers: [handler], configuration: configuration, logger: TestServices.logger, id: "chain\(index)"))
+            }
+            let done = try await eventually(timeout: .seconds(20)) { try await count(client, "SELECT count(*) FROM jobs WHERE state = 'completed'") == 30 }
+            let elapsed = ContinuousClock.now - started
+            for worker in workers { try await worker.stop() }
+            #expect(done, "a 30-job chain finished in \(elapsed) without polling")
+        }
+    }
+
     /// 4 workers, 50 chats × 20 jobs, random handler delays: each chat's jobs run one at a time
     /// in enqueue order, while different chats overlap.
     @Test func serialKeysKeepEachChatInOrderWhileChatsRunInParallel() async throws {
