@@ -95,6 +95,29 @@ import Testing
         }
     }
 
+    /// Statements are prepared once per connection; a schema change under one fails that call
+    /// only, and past the cache's limit statements still run (unnamed).
+    @Test func preparedStatementsAreReusedSurviveSchemaChangesAndStayBounded() async throws {
+        try await TestDatabase.withFresh { database in
+            let client = try database.client(maxConnections: 1)
+            defer { client.shutdown() }
+            try await client.query("CREATE TABLE p (id int PRIMARY KEY)")
+            for id in 1...5 { try await client.query("INSERT INTO p (id) VALUES (\(id))") }
+            let statements = try await client.query("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE 'INSERT INTO p %'")
+            #expect(try statements[0].decode(Int.self, at: 0) == 1, "five inserts, one prepared statement")
+
+            #expect(try await client.query("SELECT * FROM p ORDER BY id").count == 5)
+            try await client.query("ALTER TABLE p ADD COLUMN note text")
+            await #expect(throws: PostgresError.self) { try await client.query("SELECT * FROM p ORDER BY id") }
+            let rows = try await client.query("SELECT * FROM p ORDER BY id")
+            #expect(rows.columnNames == ["id", "note"], "prepared afresh after the failure")
+
+            for index in 0..<300 { #expect(try await client.query("SELECT \(identifier: "c\(index)") FROM (SELECT \(index) AS \(identifier: "c\(index)")) x")[0].decode(Int.self, at: 0) == index) }
+            let total = try await client.query("SELECT count(*) FROM pg_prepared_statements")
+            #expect(try total[0].decode(Int.self, at: 0) <= 256)
+        }
+    }
+
     @Test func transactionsCommitOrRollBack() async throws {
         struct Boom: Error {}
         try await TestDatabase.withFresh { database in
