@@ -76,7 +76,7 @@ public final class GroupCommitEnqueuer: Sendable {
 
     private func write(_ batch: [Pending]) async {
         do {
-            let ids = try await queue.enqueue(batch.map(\.job))
+            let ids = try await queue.enqueue(batch.map { $0.job })
             batches.add(1, ordering: .relaxed)
             jobs.add(batch.count, ordering: .relaxed)
             for (pending, id) in zip(batch, ids) { pending.continuation.resume(returning: id == nil ? .duplicate : .enqueued) }

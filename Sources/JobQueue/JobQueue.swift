@@ -48,9 +48,9 @@ public struct JobQueue: Sendable {
         guard !jobs.isEmpty else { return [] }
         let query: PostgresQuery = """
             WITH input AS (
-                SELECT * FROM unnest(\(jobs.map(\.kind))::text[], \(jobs.map { String(decoding: $0.payload, as: UTF8.self) })::jsonb[],
-                                     \(jobs.map { Int($0.priority) })::int2[], \(jobs.map(\.runAt))::timestamptz[],
-                                     \(jobs.map(\.maxAttempts))::int4[], \(jobs.map(\.uniqueKey))::text[], \(jobs.map(\.serialKey))::text[])
+                SELECT * FROM unnest(\(jobs.map { $0.kind })::text[], \(jobs.map { String(decoding: $0.payload, as: UTF8.self) })::jsonb[],
+                                     \(jobs.map { Int($0.priority) })::int2[], \(jobs.map { $0.runAt })::timestamptz[],
+                                     \(jobs.map { $0.maxAttempts })::int4[], \(jobs.map { $0.uniqueKey })::text[], \(jobs.map { $0.serialKey })::text[])
                     WITH ORDINALITY AS t(kind, payload, priority, run_at, max_attempts, unique_key, serial_key, ord)
             ), inserted AS (
                 INSERT INTO jobs (kind, payload, priority, run_at, max_attempts, unique_key, serial_key)
@@ -149,7 +149,7 @@ public struct JobQueue: Sendable {
         // two connections and touch the same rows, and locking them in plan order deadlocked
         // (40P01, seen with two workers and a large backlog).
         let rows = try await database.query("""
-            WITH locked AS (SELECT id FROM jobs WHERE id = ANY(\(completions.map(\.id))::int8[]) ORDER BY id FOR UPDATE),
+            WITH locked AS (SELECT id FROM jobs WHERE id = ANY(\(completions.map { $0.id })::int8[]) ORDER BY id FOR UPDATE),
             done AS (
             UPDATE jobs SET
                 state = d.state,
@@ -160,7 +160,7 @@ public struct JobQueue: Sendable {
                 lease_expires_at = NULL,
                 errors = CASE WHEN d.error IS NULL THEN jobs.errors
                               ELSE jobs.errors || jsonb_build_object('attempt', jobs.attempt, 'at', now(), 'error', left(d.error, 2000)) END
-            FROM unnest(\(completions.map(\.id))::int8[], \(completions.map(\.attempt))::int4[], \(states)::text[],
+            FROM unnest(\(completions.map { $0.id })::int8[], \(completions.map { $0.attempt })::int4[], \(states)::text[],
                         \(runAts)::timestamptz[], \(deltas)::int4[], \(errors)::text[])
                  AS d(id, attempt, state, run_at, attempt_delta, error)
             WHERE jobs.id = d.id AND jobs.id IN (SELECT id FROM locked) AND jobs.attempt = d.attempt AND jobs.state = 'running' AND jobs.locked_by = \(worker)
@@ -180,9 +180,9 @@ public struct JobQueue: Sendable {
     public func extendLeases(_ held: [(id: Int64, attempt: Int)], worker: String, lease: Duration) async throws -> Set<Int64> {
         guard !held.isEmpty else { return [] }
         let rows = try await database.query("""
-            WITH locked AS (SELECT id FROM jobs WHERE id = ANY(\(held.map(\.id))::int8[]) ORDER BY id FOR UPDATE)
+            WITH locked AS (SELECT id FROM jobs WHERE id = ANY(\(held.map { $0.id })::int8[]) ORDER BY id FOR UPDATE)
             UPDATE jobs SET lease_expires_at = now() + \(JobQueue.milliseconds(lease)) * interval '1 millisecond'
-            FROM unnest(\(held.map(\.id))::int8[], \(held.map(\.attempt))::int4[]) AS d(id, attempt)
+            FROM unnest(\(held.map { $0.id })::int8[], \(held.map { $0.attempt })::int4[]) AS d(id, attempt)
             WHERE jobs.id = d.id AND jobs.id IN (SELECT id FROM locked) AND jobs.attempt = d.attempt AND jobs.state = 'running' AND jobs.locked_by = \(worker)
             RETURNING jobs.id
             """)

@@ -18,7 +18,7 @@ public struct RateLimiter: Sendable {
         guard !limits.isEmpty else { return nil }
         // One statement (migration 0006's function): it runs on every Telegram send.
         return try await database.query("""
-            SELECT rate_limit_acquire(\(limits.map(\.key))::text[], \(limits.map(\.limit.interval))::float8[], \(limits.map(\.limit.burst))::int4[])
+            SELECT rate_limit_acquire(\(limits.map { $0.key })::text[], \(limits.map { $0.limit.interval })::float8[], \(limits.map { $0.limit.burst })::int4[])
             """)[0].decode(Date?.self, at: 0)
     }
 
