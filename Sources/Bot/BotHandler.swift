@@ -191,7 +191,7 @@ public enum BotHandler {
             followUps.language = userLanguage.rawValue
             let encoded = String(decoding: try JSONEncoder().encode(next), as: UTF8.self)
             let pending = String(decoding: try JSONEncoder().encode(followUps), as: UTF8.self)
-            try await tx.query("""
+            try await tx.sendWithNext("""
                 INSERT INTO chat_state (chat_id, user_id, state, last_update, follow_ups) VALUES (\(chatID), \(user.id), \(encoded)::jsonb, \(updateKey), \(pending)::jsonb)
                 ON CONFLICT (chat_id) DO UPDATE SET state = excluded.state, last_update = excluded.last_update, follow_ups = excluded.follow_ups, updated_at = now()
                 """)

@@ -22,8 +22,21 @@ public struct JobQueue: Sendable {
     /// Enqueues one job; returns its id, or nil when its unique key was already taken.
     @discardableResult
     public func enqueue(_ job: JobRequest, on connection: PostgresConnection? = nil) async throws -> Int64? {
+        let query = JobQueue.insert(job)
+        let rows: PostgresRows
+        if let connection { rows = try await connection.query(query) } else { rows = try await database.query(query) }
+        return try rows.first?.decode(Int64.self, at: 0)
+    }
+
+    /// Enqueues one job in the caller's transaction without a round trip of its own: the insert
+    /// goes out with the transaction's next statement or its COMMIT (`sendWithNext`).
+    public func enqueueWithNext(_ job: JobRequest, on connection: PostgresConnection) async throws {
+        try await connection.sendWithNext(JobQueue.insert(job))
+    }
+
+    private static func insert(_ job: JobRequest) -> PostgresQuery {
         // A plain VALUES insert: cheaper to plan than the unnest form, and this is the webhook's path.
-        let query: PostgresQuery = """
+        """
             WITH inserted AS (
                 INSERT INTO jobs (kind, payload, priority, run_at, max_attempts, unique_key, serial_key)
                 VALUES (\(job.kind), \(String(decoding: job.payload, as: UTF8.self))::jsonb, \(Int(job.priority))::int2,
@@ -35,9 +48,6 @@ public struct JobQueue: Sendable {
             )
             SELECT id, (SELECT count(*) FROM wake) FROM inserted
             """
-        let rows: PostgresRows
-        if let connection { rows = try await connection.query(query) } else { rows = try await database.query(query) }
-        return try rows.first?.decode(Int64.self, at: 0)
     }
 
     /// Enqueues many jobs in one statement, in order; returns each job's id, or nil for a job

@@ -62,9 +62,10 @@ public enum Outbox {
 
     static func lane(_ chatID: Int64) -> String { "tg:send:\(chatID)" }
 
-    /// Enqueues `message` on `connection` (inside the caller's transaction).
+    /// Enqueues `message` on `connection` (inside the caller's transaction, going out with its
+    /// next statement or COMMIT rather than costing a round trip of its own).
     public static func send(_ message: OutgoingMessage, uniqueKey: String, on connection: PostgresConnection, queue: JobQueue) async throws {
-        try await queue.enqueue(try job(message, uniqueKey: uniqueKey), on: connection)
+        try await queue.enqueueWithNext(try job(message, uniqueKey: uniqueKey), on: connection)
     }
 
     /// Sends queued messages. A user who blocked the bot is marked and not written to again.

@@ -15,6 +15,9 @@ final class LibpqConnection: @unchecked Sendable {
     /// Statements prepared on this connection: SQL text → name. Touched only by the lease holder.
     private var prepared: [String: String] = [:]
     private var preparedSerial = 0  // names are never reused, even after one is forgotten
+    /// Statements that go out with the next one, in the same round trip (libpq pipeline mode):
+    /// a transaction's BEGIN, and writes whose results nobody reads. Lease holder only.
+    private var pending: [PostgresQuery] = []
     /// Past this many, further statements run unnamed (parsed every time) instead of growing the
     /// server's per-connection memory without bound.
     static let preparedLimit = 256
@@ -72,7 +75,7 @@ final class LibpqConnection: @unchecked Sendable {
     /// Whether the connection can serve another lease: open, idle, and not closed by the server
     /// while it sat in the pool. Non-blocking: a zero-timeout poll and `PQconsumeInput`.
     func isReusable() -> Bool {
-        guard PQstatus(pointer) == CONNECTION_OK, PQtransactionStatus(pointer) == PQTRANS_IDLE else { return false }
+        guard pending.isEmpty, PQstatus(pointer) == CONNECTION_OK, PQtransactionStatus(pointer) == PQTRANS_IDLE else { return false }
         for _ in 0..<4 {
             var descriptor = pollfd(fd: PQsocket(pointer), events: Int16(POLLIN), revents: 0)
             guard poll(&descriptor, 1, 0) > 0 else { return true }
@@ -127,47 +130,87 @@ final class LibpqConnection: @unchecked Sendable {
         activity.withLock { $0.running = false }
     }
 
-    /// Runs one parameterized statement (blocking) and returns its rows.
+    /// Queues `query` to go out with the next statement (see `pending`).
+    func sendWithNext(_ query: PostgresQuery) { pending.append(query) }
+
+    /// Forgets the queued statements (their transaction is being abandoned); returns them.
+    func discardPending() -> [PostgresQuery] {
+        defer { pending = [] }
+        return pending
+    }
+
+    /// Inside a transaction, or about to start one with the next statement.
+    var isInTransaction: Bool { !pending.isEmpty || PQtransactionStatus(pointer) != PQTRANS_IDLE }
+
+    /// Runs one parameterized statement (blocking) and returns its rows, sending any queued
+    /// statements first in the same round trip.
     func execute(_ query: PostgresQuery) throws -> PostgresResultStorage {
-        let count = query.binds.count
-        var values = [UnsafeMutablePointer<CChar>?](repeating: nil, count: count)
-        var lengths = [Int32](repeating: 0, count: count)
-        var formats = [Int32](repeating: 0, count: count)
-        defer { values.forEach { free($0) } }
-        for (index, bind) in query.binds.enumerated() {
-            switch bind {
-            case .null:
-                break
-            case .text(let text):
-                values[index] = strdup(text)
-            case .binary(let bytes):
-                let copy = malloc(max(1, bytes.count))!.assumingMemoryBound(to: CChar.self)
-                bytes.withUnsafeBytes { UnsafeMutableRawPointer(copy).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
-                values[index] = copy
-                lengths[index] = Int32(bytes.count)
-                formats[index] = 1
-            }
-        }
         try startStatement()
         defer { finishStatement() }
+        guard pending.isEmpty else {
+            let batch = pending + [query]
+            pending = []
+            return try pipeline(batch).last!
+        }
         // Each statement is parsed and analysed once per connection, then only bound and planned:
         // parsing was a tenth of PostgreSQL's CPU per bot reply.
-        let name = try preparedName(for: query.sql, parameterCount: count)
-        let result = values.map { UnsafePointer($0) }.withUnsafeBufferPointer { valuePointers in
+        let name = try preparedName(for: query.sql, parameterCount: query.binds.count)
+        let result = Parameters(query.binds).withPointers { count, values, lengths, formats in
             if let name {
-                PQexecPrepared(pointer, name, Int32(count), valuePointers.baseAddress, lengths, formats, 0)
+                PQexecPrepared(pointer, name, count, values, lengths, formats, 0)
             } else {
-                PQexecParams(pointer, query.sql, Int32(count), nil, valuePointers.baseAddress, lengths, formats, 0)
+                PQexecParams(pointer, query.sql, count, nil, values, lengths, formats, 0)
             }
         }
+        guard let result else { throw PostgresError(.connectionLost, serverMessage: String(cString: PQerrorMessage(pointer))) }
+        return try checked(PostgresResultStorage(result), query: query, name: name)
+    }
+
+    /// Sends `queries` in one round trip (pipeline mode) and returns their results in order. The
+    /// first failure is thrown, after every result has been read; the statements after it were
+    /// not run (PostgreSQL skips the rest of a pipeline after an error).
+    private func pipeline(_ queries: [PostgresQuery]) throws -> [PostgresResultStorage] {
+        let names = try queries.map { try preparedName(for: $0.sql, parameterCount: $0.binds.count) }
+        guard PQenterPipelineMode(pointer) == 1 else { throw PostgresError(.connectionLost, serverMessage: String(cString: PQerrorMessage(pointer))) }
+        var results: [PostgresResultStorage] = []
+        var lost = false
+        for (query, name) in zip(queries, names) {
+            let sent = Parameters(query.binds).withPointers { count, values, lengths, formats in
+                if let name {
+                    PQsendQueryPrepared(pointer, name, count, values, lengths, formats, 0)
+                } else {
+                    PQsendQueryParams(pointer, query.sql, count, nil, values, lengths, formats, 0)
+                }
+            }
+            if sent != 1 { lost = true; break }
+        }
+        if !lost, PQpipelineSync(pointer) == 1 {
+            for _ in queries {
+                guard let result = PQgetResult(pointer) else { lost = true; break }
+                results.append(PostgresResultStorage(result))
+                while let extra = PQgetResult(pointer) { PQclear(extra) }  // the statement's end
+            }
+            if !lost, let sync = PQgetResult(pointer) { PQclear(sync) } else { lost = true }
+        } else {
+            lost = true
+        }
+        if lost || PQexitPipelineMode(pointer) != 1 {
+            throw PostgresError(.connectionLost, serverMessage: String(cString: PQerrorMessage(pointer)))
+        }
+        for (index, storage) in results.enumerated() { _ = try checked(storage, query: queries[index], name: names[index]) }
+        return results
+    }
+
+    /// `storage` if it succeeded; otherwise its error. A statement whose prepared plan no longer
+    /// fits the schema (SQLSTATE 0A000, "cached plan must not change result type") is forgotten
+    /// so that its next call prepares it afresh.
+    private func checked(_ storage: PostgresResultStorage, query: PostgresQuery, name: String?) throws -> PostgresResultStorage {
         do {
-            return try check(result)
+            return try check(storage)
         } catch let error as PostgresError where error.sqlState == "0A000" {
-            // "cached plan must not change result type": the schema changed under the statement.
-            // Forget it so the next call prepares it afresh.
             if let name {
                 prepared[query.sql] = nil
-                _ = try? check(PQexec(pointer, "DEALLOCATE \(name)"))
+                PQclear(PQexec(pointer, "DEALLOCATE \(name)"))  // best effort: names are never reused anyway
             }
             throw error
         }
@@ -189,6 +232,11 @@ final class LibpqConnection: @unchecked Sendable {
     func executeScript(_ sql: String) throws {
         try startStatement()
         defer { finishStatement() }
+        if !pending.isEmpty {
+            let batch = pending
+            pending = []
+            _ = try pipeline(batch)
+        }
         _ = try check(PQexec(pointer, sql))
     }
 
@@ -213,7 +261,11 @@ final class LibpqConnection: @unchecked Sendable {
         guard let result else {
             throw PostgresError(.connectionLost, serverMessage: String(cString: PQerrorMessage(pointer)))
         }
-        let storage = PostgresResultStorage(result)
+        return try check(PostgresResultStorage(result))
+    }
+
+    private func check(_ storage: PostgresResultStorage) throws -> PostgresResultStorage {
+        let result = storage.pointer
         switch PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
             return storage
@@ -242,4 +294,37 @@ public struct PostgresNotification: Sendable, Equatable {
     public var payload: String
     /// The backend process that sent it.
     public var processID: Int
+}
+
+/// A statement's parameters as the C arrays libpq takes: text values NUL-terminated, bytea binary.
+private struct Parameters {
+    private var values: [UnsafeMutablePointer<CChar>?]
+    private var lengths: [Int32]
+    private var formats: [Int32]
+
+    init(_ binds: [PostgresBind]) {
+        values = [UnsafeMutablePointer<CChar>?](repeating: nil, count: binds.count)
+        lengths = [Int32](repeating: 0, count: binds.count)
+        formats = [Int32](repeating: 0, count: binds.count)
+        for (index, bind) in binds.enumerated() {
+            switch bind {
+            case .null:
+                break
+            case .text(let text):
+                values[index] = strdup(text)
+            case .binary(let bytes):
+                let copy = malloc(max(1, bytes.count))!.assumingMemoryBound(to: CChar.self)
+                bytes.withUnsafeBytes { UnsafeMutableRawPointer(copy).copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+                values[index] = copy
+                lengths[index] = Int32(bytes.count)
+                formats[index] = 1
+            }
+        }
+    }
+
+    /// Calls `body` with (count, values, lengths, formats), then frees the copies.
+    consuming func withPointers<R>(_ body: (Int32, UnsafePointer<UnsafePointer<CChar>?>?, [Int32], [Int32]) -> R) -> R {
+        defer { values.forEach { free($0) } }
+        return values.map { UnsafePointer($0) }.withUnsafeBufferPointer { body(Int32(values.count), $0.baseAddress, lengths, formats) }
+    }
 }

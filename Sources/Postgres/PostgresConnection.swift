@@ -25,6 +25,14 @@ public struct PostgresConnection: Sendable {
         }
     }
 
+    /// Sends `query` with this connection's next statement — or its transaction's COMMIT — in
+    /// the same round trip, for writes whose rows nobody reads (a queued job, a saved state).
+    /// Its error is thrown by that next call, and aborts the transaction like any other.
+    /// Outside a transaction it simply runs now.
+    public func sendWithNext(_ query: PostgresQuery) async throws {
+        if connection.isInTransaction { connection.sendWithNext(query) } else { try await self.query(query) }
+    }
+
     /// Runs static SQL with no parameters, possibly several statements (migration files).
     public func executeScript(_ sql: String) async throws {
         let connection = self.connection
@@ -44,21 +52,33 @@ public struct PostgresConnection: Sendable {
     }
 
     /// Runs `body` in a transaction on this connection: COMMIT when it returns, ROLLBACK when it throws.
+    ///
+    /// BEGIN goes out with the body's first statement and COMMIT with any `sendWithNext` writes,
+    /// so a transaction of n statements costs n + 1 round trips, not n + 2 or more.
     public func withTransaction<T>(isolation: IsolationLevel = .readCommitted, _ body: (PostgresConnection) async throws -> T) async throws -> T {
-        switch isolation {
-        case .readCommitted: try await executeScript("BEGIN")
-        case .repeatableRead: try await executeScript("BEGIN ISOLATION LEVEL REPEATABLE READ")
-        case .serializable: try await executeScript("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        let begin: PostgresQuery = switch isolation {
+        case .readCommitted: "BEGIN"
+        case .repeatableRead: "BEGIN ISOLATION LEVEL REPEATABLE READ"
+        case .serializable: "BEGIN ISOLATION LEVEL SERIALIZABLE"
         }
+        connection.sendWithNext(begin)
         let result: T
         do {
             result = try await body(self)
         } catch {
-            // A broken connection cannot roll back, but the server already discarded the transaction.
-            try? await executeScript("ROLLBACK")
+            // Unsent statements are dropped; if BEGIN was among them the server never saw the
+            // transaction. A broken connection cannot roll back, but the server discards it anyway.
+            let unsent = connection.discardPending()
+            if unsent.first?.sql != begin.sql { try? await executeScript("ROLLBACK") }
             throw error
         }
-        try await executeScript("COMMIT")
+        do {
+            try await query("COMMIT")
+        } catch {
+            // A queued write failed on its way out with the COMMIT: the transaction is aborted, not ended.
+            if connection.isInTransaction { try? await executeScript("ROLLBACK") }
+            throw error
+        }
         return result
     }
 }

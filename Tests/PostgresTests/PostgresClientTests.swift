@@ -118,6 +118,59 @@ import Testing
         }
     }
 
+    /// Writes queued with `sendWithNext` go out with the next statement or the COMMIT: they
+    /// commit with the transaction, a failing one aborts it (nothing of it stays), a body that
+    /// throws drops them, and outside a transaction they run at once.
+    @Test func writesSentWithTheNextStatementCommitOrAbortWithTheTransaction() async throws {
+        try await TestDatabase.withFresh { database in
+            let client = try database.client(maxConnections: 1)
+            defer { client.shutdown() }
+            try await client.query("CREATE TABLE w (id int PRIMARY KEY)")
+            func ids() async throws -> [Int] { try await client.query("SELECT id FROM w ORDER BY id").map { try $0.decode(Int.self, at: 0) } }
+
+            // Queued writes ride with a later read in the same transaction, which sees them, and with the COMMIT.
+            let seen = try await client.withTransaction { tx in
+                try await tx.sendWithNext("INSERT INTO w VALUES (1)")
+                try await tx.sendWithNext("INSERT INTO w VALUES (2)")
+                let count = try await tx.query("SELECT count(*) FROM w")[0].decode(Int.self, at: 0)
+                try await tx.sendWithNext("INSERT INTO w VALUES (3)")
+                return count
+            }
+            #expect(seen == 2)
+            #expect(try await ids() == [1, 2, 3])
+
+            // A queued write that fails (duplicate key) fails the COMMIT and takes the whole transaction with it.
+            await #expect(throws: PostgresError.self) {
+                try await client.withTransaction { tx in
+                    try await tx.query("INSERT INTO w VALUES (4)")
+                    try await tx.sendWithNext("INSERT INTO w VALUES (1)")
+                }
+            }
+            #expect(try await ids() == [1, 2, 3])
+
+            // A body that throws before anything was sent: nothing reaches the server.
+            struct Abandoned: Error {}
+            await #expect(throws: Abandoned.self) {
+                try await client.withTransaction { tx in
+                    try await tx.sendWithNext("INSERT INTO w VALUES (5)")
+                    throw Abandoned()
+                }
+            }
+            // The failing statement is reported where it ran, and the connection stays usable.
+            await #expect(throws: PostgresError.self) {
+                try await client.withTransaction { tx in
+                    try await tx.sendWithNext("INSERT INTO w VALUES (6)")
+                    try await tx.query("SELECT 1/0")
+                }
+            }
+            #expect(try await ids() == [1, 2, 3])
+
+            // Outside a transaction it runs now.
+            try await client.withConnection { connection in try await connection.sendWithNext("INSERT INTO w VALUES (7)") }
+            #expect(try await ids() == [1, 2, 3, 7])
+        }
+    }
+
     @Test func transactionsCommitOrRollBack() async throws {
         struct Boom: Error {}
         try await TestDatabase.withFresh { database in
