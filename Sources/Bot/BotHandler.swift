@@ -269,7 +269,8 @@ public enum BotHandler {
     static func render(_ reply: Reply, chatID: Int64, language: Catalog.Language) -> OutgoingMessage {
         let catalog = Catalog.shared
         return OutgoingMessage(chatID: chatID, text: catalog.localized(reply.key, language, reply.arguments),
-                               buttons: reply.buttons.map { row in row.map { .init(catalog.localized($0.key, language, $0.arguments), data: $0.data) } })
+                               buttons: reply.buttons.map { row in row.map { .init(catalog.localized($0.key, language, $0.arguments), data: $0.data) } },
+                               answersUpdate: true)
     }
 
     /// The last movements, newest first: `+150 welcome · 2026-11-25`.

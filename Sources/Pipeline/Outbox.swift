@@ -38,14 +38,19 @@ public struct OutgoingMessage: Codable, Sendable, Equatable {
     /// With a tag: skip this one when a newer message for the same tag is already queued
     /// (an album's 20 progress updates become one or two edits).
     public var coalesce: Bool
+    /// The bot's answer to something the user has just sent: they can hardly have blocked the
+    /// bot since, so the send skips the blocked check (a 403 still marks them, as for any send).
+    /// Optional so that messages queued before this field existed still decode.
+    public var answersUpdate: Bool?
 
-    public init(chatID: Int64, text: String, buttons: [[Button]] = [], photos: [Photo] = [], tag: String? = nil, coalesce: Bool = false) {
+    public init(chatID: Int64, text: String, buttons: [[Button]] = [], photos: [Photo] = [], tag: String? = nil, coalesce: Bool = false, answersUpdate: Bool? = nil) {
         self.chatID = chatID
         self.text = text
         self.buttons = buttons
         self.photos = photos
         self.tag = tag
         self.coalesce = coalesce
+        self.answersUpdate = answersUpdate
     }
 }
 
@@ -72,8 +77,10 @@ public enum Outbox {
     public static func handler(telegram: RateLimitedTelegram, database: PostgresClient, storage: ObjectStorage, scratchDirectory: String) -> JobHandler {
         JobHandler(kind: kind, timeout: .seconds(30)) { job, logger in
             let message = try job.decode(OutgoingMessage.self)
-            let blocked = try await database.query("SELECT blocked_at IS NOT NULL FROM users WHERE id = \(message.chatID)").first?.decode(Bool.self, at: 0) ?? false
-            if blocked { return }
+            if message.answersUpdate != true {
+                let blocked = try await database.query("SELECT blocked_at IS NOT NULL FROM users WHERE id = \(message.chatID)").first?.decode(Bool.self, at: 0) ?? false
+                if blocked { return }
+            }
             let markup = message.buttons.isEmpty ? nil : InlineKeyboardMarkup(try message.buttons.map { row in try row.map { try InlineKeyboardButton.callback($0.text, data: $0.data) } })
             if let tag = message.tag, message.coalesce {
                 let newer = try await database.query("""
