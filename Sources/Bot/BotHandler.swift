@@ -67,8 +67,9 @@ public enum BotHandler {
         let settings = context.settings
         let language = Catalog.Language(languageCode: user.languageCode)
         let (followUps, isRerun) = try await context.database.withTransaction { tx -> (FollowUps, Bool) in
-            // Register (or find) the user, with their balance and language, in one statement.
-            let row = try await tx.query("""
+            // Register (or find) the user, with their balance and language, and lock the chat's
+            // state: two statements, one round trip (with the BEGIN, pipelined).
+            let loaded = try await tx.query(all: ["""
                 WITH inserted AS (
                     INSERT INTO users (id, first_name, language) VALUES (\(user.id), \(user.firstName), \(language.rawValue))
                     ON CONFLICT (id) DO NOTHING RETURNING balance, language
@@ -76,14 +77,16 @@ public enum BotHandler {
                 SELECT true, balance, language FROM inserted
                 UNION ALL
                 SELECT false, balance, language FROM users WHERE id = \(user.id) AND NOT EXISTS (SELECT 1 FROM inserted)
-                """)[0]
-            let (isNew, storedBalance, userLanguageCode) = try row.decode(Bool.self, Int.self, String.self)
+                """,
+                "SELECT state, last_update, follow_ups FROM chat_state WHERE chat_id = \(chatID) FOR UPDATE",
+            ])
+            let (isNew, storedBalance, userLanguageCode) = try loaded[0][0].decode(Bool.self, Int.self, String.self)
             var balance = storedBalance
             if isNew, settings.welcomeCredits > 0,
                case .applied(let after) = try await CreditLedger.move(userID: user.id, amount: settings.welcomeCredits, reference: "welcome:\(user.id)", reason: "welcome", on: tx) {
                 balance = after
             }
-            let stored = try await tx.query("SELECT state, last_update, follow_ups FROM chat_state WHERE chat_id = \(chatID) FOR UPDATE").first
+            let stored = loaded[1].first
             if let stored, try stored.decode(String?.self, at: 1) == updateKey,
                let saved = try stored.decode(String?.self, at: 2).flatMap({ try? JSONDecoder().decode(FollowUps.self, from: Data($0.utf8)) }) {
                 // This update was applied and its worker died before the end: only its follow-ups

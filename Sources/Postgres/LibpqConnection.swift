@@ -166,6 +166,16 @@ final class LibpqConnection: @unchecked Sendable {
         return try checked(PostgresResultStorage(result), query: query, name: name)
     }
 
+    /// Runs several statements in one round trip (after any queued ones) and returns their rows.
+    func execute(all queries: [PostgresQuery]) throws -> [PostgresResultStorage] {
+        guard queries.count > 1 || !pending.isEmpty else { return try queries.map { try execute($0) } }
+        try startStatement()
+        defer { finishStatement() }
+        let batch = pending + queries
+        pending = []
+        return Array(try pipeline(batch).suffix(queries.count))
+    }
+
     /// Sends `queries` in one round trip (pipeline mode) and returns their results in order. The
     /// first failure is thrown, after every result has been read; the statements after it were
     /// not run (PostgreSQL skips the rest of a pipeline after an error).

@@ -11,15 +11,22 @@ public struct PostgresConnection: Sendable {
     /// `CancellationError`.
     @discardableResult
     public func query(_ query: PostgresQuery) async throws -> PostgresRows {
+        try await self.query(all: [query])[0]
+    }
+
+    /// Runs `queries` in order in one round trip (pipelined) and returns each one's rows. The
+    /// first failure is thrown; the statements after it were not run. Outside a transaction they
+    /// form one implicit transaction (all or nothing), as libpq's pipeline mode does.
+    public func query(all queries: [PostgresQuery]) async throws -> [PostgresRows] {
         let connection = self.connection
         connection.beginCall()
         do {
-            let storage = try await withTaskCancellationHandler {
-                try await threads.run { try connection.execute(query) }
+            let storages = try await withTaskCancellationHandler {
+                try await threads.run { try connection.execute(all: queries) }
             } onCancel: {
                 connection.cancel()
             }
-            return PostgresRows(storage)
+            return storages.map(PostgresRows.init)
         } catch let error as PostgresError where error.isQueryCanceled && Task.isCancelled {
             throw CancellationError()
         }

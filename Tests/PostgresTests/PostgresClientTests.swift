@@ -168,6 +168,19 @@ import Testing
             // Outside a transaction it runs now.
             try await client.withConnection { connection in try await connection.sendWithNext("INSERT INTO w VALUES (7)") }
             #expect(try await ids() == [1, 2, 3, 7])
+
+            // Several statements in one round trip: each one's rows, in order …
+            let both = try await client.withTransaction { tx in
+                try await tx.query(all: ["SELECT count(*) FROM w", "INSERT INTO w VALUES (8) RETURNING id", "SELECT max(id) FROM w"])
+            }
+            #expect(try both.map { try $0[0].decode(Int.self, at: 0) } == [4, 8, 8])
+            // … and the first failure is thrown; what followed it did not run.
+            await #expect(throws: PostgresError.self) {
+                try await client.withConnection { connection in
+                    _ = try await connection.query(all: ["INSERT INTO w VALUES (1)", "INSERT INTO w VALUES (9)"])
+                }
+            }
+            #expect(try await ids() == [1, 2, 3, 7, 8])
         }
     }
 
