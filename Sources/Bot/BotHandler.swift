@@ -17,15 +17,13 @@ import Telegram
 public enum BotHandler {
     public static let kind = "telegram.update"
 
-    /// `courier` delivers the replies right after the update's commit (their queued jobs wait
-    /// as a fallback): one queue hop less between a user's tap and the answer.
-    public static func handler(_ context: PipelineContext, courier: Outbox.Courier) -> JobHandler {
+    public static func handler(_ context: PipelineContext) -> JobHandler {
         JobHandler(kind: kind, timeout: .seconds(60)) { job, logger in
             guard let update = try? JSONDecoder().decode(Update.self, from: job.payload) else {
                 logger.notice("telegram update with a shape we cannot read; ignored", metadata: ["job": "\(job.id)"])
                 return
             }
-            try await handle(update, updateKey: "\(update.updateID)", context: context, courier: courier, logger: logger)
+            try await handle(update, updateKey: "\(update.updateID)", context: context, logger: logger)
         }
     }
 
@@ -58,7 +56,7 @@ public enum BotHandler {
         }
     }
 
-    static func handle(_ update: Update, updateKey: String, context: PipelineContext, courier: Outbox.Courier, logger: Logger) async throws {
+    static func handle(_ update: Update, updateKey: String, context: PipelineContext, logger: Logger) async throws {
         if case .myChatMember(let member) = update.kind {
             // Blocked (kicked) or unblocked: stop or resume messaging.
             let blocked = member.newChatMember.status == "kicked"
@@ -149,7 +147,7 @@ public enum BotHandler {
                 switch action {
                 case .reply(let reply):
                     replies += 1
-                    try await Outbox.send(render(reply, chatID: chatID, language: userLanguage), uniqueKey: replyKey(updateKey, replies), on: tx, queue: context.queue, deliveredAfterCommit: true)
+                    try await Outbox.send(render(reply, chatID: chatID, language: userLanguage), uniqueKey: "update:\(updateKey):\(replies)", on: tx, queue: context.queue)
                 case .answerCallback(let key):
                     followUps.answerCallback = true
                     followUps.callbackText = key.map { Catalog.shared.text($0, userLanguage) }
@@ -178,7 +176,7 @@ public enum BotHandler {
                     }
                     if !keys.isEmpty {
                         replies += 1
-                        try await Outbox.send(OutgoingMessage(chatID: chatID, text: "", photos: keys), uniqueKey: replyKey(updateKey, replies), on: tx, queue: context.queue)
+                        try await Outbox.send(OutgoingMessage(chatID: chatID, text: "", photos: keys), uniqueKey: "update:\(updateKey):\(replies)", on: tx, queue: context.queue)
                     }
                 case .deleteImages(let id):
                     followUps.deletedImages = try await tx.query("DELETE FROM generated_images WHERE generation_id = \(id) AND user_id = \(user.id) RETURNING object_key").map { try $0.decode(String.self, at: 0) }
@@ -195,7 +193,6 @@ public enum BotHandler {
             }
             followUps.language = userLanguage.rawValue
             let encoded = String(decoding: try JSONEncoder().encode(next), as: UTF8.self)
-            followUps.replies = replies
             let pending = String(decoding: try JSONEncoder().encode(followUps), as: UTF8.self)
             try await tx.sendWithNext("""
                 INSERT INTO chat_state (chat_id, user_id, state, last_update, follow_ups) VALUES (\(chatID), \(user.id), \(encoded)::jsonb, \(updateKey), \(pending)::jsonb)
@@ -203,8 +200,6 @@ public enum BotHandler {
                 """)
             return (followUps, false)
         }
-        // Committed: the replies leave now (a rerun after a crash sends what is still queued).
-        await courier.deliverNow(uniqueKeys: (0..<(followUps.replies ?? 0)).map { replyKey(updateKey, $0 + 1) }, logger: logger)
         let replyLanguage = Catalog.Language(languageCode: followUps.language)
         if followUps.startTraining != nil || followUps.generation != nil { CrashPoints.hit("bot:before-follow-ups") }
 
@@ -270,12 +265,7 @@ public enum BotHandler {
         var deletedImages: [String] = []
         var answerCallback = false
         var callbackText: String?
-        /// How many replies the update queued (`replyKey` 1…n), to deliver after the commit.
-        var replies: Int?
     }
-
-    /// The unique key of an update's n-th reply (n from 1).
-    static func replyKey(_ updateKey: String, _ n: Int) -> String { "update:\(updateKey):\(n)" }
 
     /// Renders a reply in `language`. Arguments that are themselves catalogue keys (a status, a
     /// kind) are translated too.

@@ -42,9 +42,9 @@ public struct JobQueue: Sendable {
                 VALUES (\(job.kind), \(String(decoding: job.payload, as: UTF8.self))::jsonb, \(Int(job.priority))::int2,
                         coalesce(\(job.runAt)::timestamptz, now()), \(job.maxAttempts), \(job.uniqueKey), \(job.serialKey))
                 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
-                RETURNING id, run_at
+                RETURNING id
             ), wake AS (
-                SELECT pg_notify(\(JobQueue.channel), '') WHERE EXISTS (SELECT 1 FROM inserted WHERE run_at <= now())
+                SELECT pg_notify(\(JobQueue.channel), '') WHERE EXISTS (SELECT 1 FROM inserted)
             )
             SELECT id, (SELECT count(*) FROM wake) FROM inserted
             """
@@ -66,9 +66,9 @@ public struct JobQueue: Sendable {
                 INSERT INTO jobs (kind, payload, priority, run_at, max_attempts, unique_key, serial_key)
                 SELECT kind, payload, priority, coalesce(run_at, now()), max_attempts, unique_key, serial_key FROM input ORDER BY ord
                 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
-                RETURNING id, unique_key, run_at
+                RETURNING id, unique_key
             ), wake AS (
-                SELECT pg_notify(\(JobQueue.channel), '') WHERE EXISTS (SELECT 1 FROM inserted WHERE run_at <= now())
+                SELECT pg_notify(\(JobQueue.channel), '') WHERE EXISTS (SELECT 1 FROM inserted)
             )
             SELECT id, unique_key, (SELECT count(*) FROM wake) FROM inserted ORDER BY id
             """
@@ -115,43 +115,10 @@ public struct JobQueue: Sendable {
             FROM candidates WHERE jobs.id = candidates.id
             RETURNING jobs.id, jobs.kind, jobs.payload::text, jobs.attempt, jobs.max_attempts, jobs.created_at, jobs.run_at
             """)
-        return try JobQueue.claimedJobs(rows)
-    }
-
-    /// Rows of `RETURNING id, kind, payload, attempt, max_attempts, created_at, run_at`.
-    private static func claimedJobs(_ rows: PostgresRows) throws -> [ClaimedJob] {
-        try rows.map { row in
+        return try rows.map { row in
             let (id, kind, payload, attempt, maxAttempts, createdAt, runAt) = try row.decode(Int64.self, String.self, String.self, Int.self, Int.self, Date.self, Date.self)
             return ClaimedJob(id: id, kind: kind, payload: Data(payload.utf8), attempt: attempt, maxAttempts: maxAttempts, createdAt: createdAt, runAt: runAt)
         }
-    }
-
-    /// Claims the available jobs with these unique keys at once, whatever their `run_at` — for
-    /// a caller that queued them with a later `run_at` as a fallback and now runs them itself.
-    /// Serial keys still hold: a job waits if an earlier job of its key (other than these) is
-    /// pending. Those left waiting are made due now, so the queue takes them in turn.
-    public func claim(uniqueKeys keys: [String], worker: String, lease: Duration) async throws -> [ClaimedJob] {
-        guard !keys.isEmpty else { return [] }
-        let rows = try await database.query("""
-            WITH wanted AS (
-                SELECT j.id, j.serial_key FROM jobs j WHERE j.unique_key = ANY(\(keys)::text[]) AND j.state = 'available'
-                ORDER BY j.id FOR UPDATE SKIP LOCKED
-            ), candidates AS (
-                SELECT w.id FROM wanted w
-                WHERE w.serial_key IS NULL OR NOT EXISTS (
-                    SELECT 1 FROM jobs e WHERE e.serial_key = w.serial_key AND e.id < w.id AND e.state IN ('available', 'running')
-                      AND (e.unique_key IS NULL OR e.unique_key <> ALL(\(keys)::text[])))
-            ), left_waiting AS (
-                UPDATE jobs SET run_at = now() FROM wanted
-                WHERE jobs.id = wanted.id AND wanted.id NOT IN (SELECT id FROM candidates)
-            )
-            UPDATE jobs SET state = 'running', attempt = jobs.attempt + 1, locked_by = \(worker),
-                            lease_expires_at = now() + \(JobQueue.milliseconds(lease)) * interval '1 millisecond',
-                            attempted_at = now()
-            FROM candidates WHERE jobs.id = candidates.id
-            RETURNING jobs.id, jobs.kind, jobs.payload::text, jobs.attempt, jobs.max_attempts, jobs.created_at, jobs.run_at
-            """)
-        return try JobQueue.claimedJobs(rows).sorted { $0.id < $1.id }
     }
 
     /// A finished attempt to record.
@@ -173,8 +140,8 @@ public struct JobQueue: Sendable {
 
     /// Records many finished attempts in one statement; returns the ids that were accepted.
     /// An attempt whose lease was lost (rescued, or claimed again) is not accepted. When a
-    /// finished job was holding back the next job of its serial key, or a job was put back to
-    /// run now, the same statement NOTIFYs, so every worker (not only this one) looks at once.
+    /// finished job was holding back the next job of its serial key, the same statement
+    /// NOTIFYs, so every worker (not only this one) looks again at once.
     @discardableResult
     public func finish(_ completions: [Completion], worker: String) async throws -> Set<Int64> {
         guard !completions.isEmpty else { return [] }
@@ -207,15 +174,14 @@ public struct JobQueue: Sendable {
                         \(runAts)::timestamptz[], \(deltas)::int4[], \(errors)::text[])
                  AS d(id, attempt, state, run_at, attempt_delta, error)
             WHERE jobs.id = d.id AND jobs.id IN (SELECT id FROM locked) AND jobs.attempt = d.attempt AND jobs.state = 'running' AND jobs.locked_by = \(worker)
-            RETURNING jobs.id, jobs.serial_key, jobs.state, jobs.run_at
-            ), claimable AS (
+            RETURNING jobs.id, jobs.serial_key
+            ), unblocked AS (
                 SELECT pg_notify(\(JobQueue.channel), '') FROM done
-                WHERE (done.state = 'available' AND done.run_at <= now())
-                   OR (done.serial_key IS NOT NULL
-                       AND EXISTS (SELECT 1 FROM jobs e WHERE e.serial_key = done.serial_key AND e.id > done.id AND e.state = 'available'))
+                WHERE done.serial_key IS NOT NULL
+                  AND EXISTS (SELECT 1 FROM jobs e WHERE e.serial_key = done.serial_key AND e.id > done.id AND e.state = 'available')
                 LIMIT 1
             )
-            SELECT id FROM done, (SELECT count(*) FROM claimable) AS n
+            SELECT id FROM done, (SELECT count(*) FROM unblocked) AS n
             """)
         return Set(try rows.map { try $0.decode(Int64.self, at: 0) })
     }

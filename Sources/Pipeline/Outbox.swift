@@ -1,6 +1,6 @@
 public import Foundation
 public import JobQueue
-public import Logging
+import Logging
 public import Postgres
 public import RateLimit
 public import ObjectStorage
@@ -69,76 +69,14 @@ public enum Outbox {
 
     /// Enqueues `message` on `connection` (inside the caller's transaction, going out with its
     /// next statement or COMMIT rather than costing a round trip of its own).
-    ///
-    /// `deliveredAfterCommit`: the caller will hand the message to `Courier.deliverNow` as soon
-    /// as its transaction commits, so the queued job is only the fallback — due
-    /// `Outbox.fallbackDelay` later (for a worker that dies in between), and waking nobody now.
-    public static func send(_ message: OutgoingMessage, uniqueKey: String, on connection: PostgresConnection, queue: JobQueue, deliveredAfterCommit: Bool = false) async throws {
-        var request = try job(message, uniqueKey: uniqueKey)
-        if deliveredAfterCommit { request.runAt = Date().addingTimeInterval(fallbackDelay) }
-        try await queue.enqueueWithNext(request, on: connection)
+    public static func send(_ message: OutgoingMessage, uniqueKey: String, on connection: PostgresConnection, queue: JobQueue) async throws {
+        try await queue.enqueueWithNext(try job(message, uniqueKey: uniqueKey), on: connection)
     }
-
-    /// How long a message meant for `deliverNow` waits before the queue sends it instead.
-    public static let fallbackDelay: TimeInterval = 10
 
     /// Sends queued messages. A user who blocked the bot is marked and not written to again.
-    public static func handler(_ courier: Courier) -> JobHandler {
+    public static func handler(telegram: RateLimitedTelegram, database: PostgresClient, storage: ObjectStorage, scratchDirectory: String) -> JobHandler {
         JobHandler(kind: kind, timeout: .seconds(30)) { job, logger in
-            try await courier.deliver(try job.decode(OutgoingMessage.self), jobID: job.id, logger: logger)
-        }
-    }
-
-    /// Delivers queued messages to Telegram: the `telegram.send` job's work, which the handler
-    /// that queued a message may also do itself right after its commit (`deliverNow`).
-    public struct Courier: Sendable {
-        let telegram: RateLimitedTelegram
-        let database: PostgresClient
-        let storage: ObjectStorage
-        let scratchDirectory: String
-        /// `jobs.locked_by` of messages claimed by `deliverNow`.
-        static let inlineWorker = "inline:\(ProcessInfo.processInfo.hostName):\(getpid())"
-
-        public init(telegram: RateLimitedTelegram, database: PostgresClient, storage: ObjectStorage, scratchDirectory: String) {
-            self.telegram = telegram
-            self.database = database
-            self.storage = storage
-            self.scratchDirectory = scratchDirectory
-        }
-
-        /// Claims the queued messages with these unique keys (as `Outbox.job` names them:
-        /// "msg:" + key) and delivers them now, in order, instead of waiting for a worker's claim:
-        /// a reply then leaves straight after its update's commit. Whatever cannot be delivered
-        /// now goes back to the queue (with the job's usual retry rules), so nothing is lost and
-        /// nothing is thrown: the caller's own work is already committed.
-        public func deliverNow(uniqueKeys: [String], logger: Logger) async {
-            let queue = JobQueue(database: database)
-            var completions: [JobQueue.Completion] = []
-            do {
-                let claimed = try await queue.claim(uniqueKeys: uniqueKeys.map { "msg:" + $0 }, worker: Courier.inlineWorker, lease: .seconds(60))
-                var failed = false
-                for job in claimed {
-                    // After a failure the rest of the chat's lane waits behind it, in order.
-                    guard !failed else { completions.append(.init(id: job.id, attempt: job.attempt, outcome: .handedBack)); continue }
-                    do {
-                        try await deliver(try job.decode(OutgoingMessage.self), jobID: job.id, logger: logger)
-                        completions.append(.init(id: job.id, attempt: job.attempt, outcome: .completed))
-                    } catch {
-                        failed = true
-                        let outcome = JobOutcome.forFailure(error, attempt: job.attempt, maxAttempts: job.maxAttempts, now: Date(), backoff: Backoff(), unit: Double.random(in: 0..<1))
-                        completions.append(.init(id: job.id, attempt: job.attempt, outcome: outcome))
-                        logger.info("reply not delivered at once; queued", metadata: ["job.id": "\(job.id)", "error": "\(error)"])
-                    }
-                }
-                try await queue.finish(completions, worker: Courier.inlineWorker)
-            } catch {
-                // The claim or the acknowledgement failed: the leases expire and the queue resends.
-                logger.warning("immediate delivery failed; the queue will send", metadata: ["db.error": "\(error)"])
-            }
-        }
-
-        /// Sends one message (text, tagged text kept up to date, photo or album).
-        func deliver(_ message: OutgoingMessage, jobID: Int64, logger: Logger) async throws {
+            let message = try job.decode(OutgoingMessage.self)
             if message.answersUpdate != true {
                 let blocked = try await database.query("SELECT blocked_at IS NOT NULL FROM users WHERE id = \(message.chatID)").first?.decode(Bool.self, at: 0) ?? false
                 if blocked { return }
@@ -146,7 +84,7 @@ public enum Outbox {
             let markup = message.buttons.isEmpty ? nil : InlineKeyboardMarkup(try message.buttons.map { row in try row.map { try InlineKeyboardButton.callback($0.text, data: $0.data) } })
             if let tag = message.tag, message.coalesce {
                 let newer = try await database.query("""
-                    SELECT 1 FROM jobs WHERE kind = \(kind) AND state = 'available' AND serial_key = \(lane(message.chatID)) AND id > \(jobID)
+                    SELECT 1 FROM jobs WHERE kind = \(kind) AND state = 'available' AND serial_key = \(lane(message.chatID)) AND id > \(job.id)
                       AND payload->>'tag' = \(tag) LIMIT 1
                     """).count > 0
                 if newer { return }  // a fresher version of this message is on its way

@@ -66,12 +66,8 @@ public struct PipelineContext: Sendable {
     /// Every pipeline handler.
     public func handlers(rateLimited: RateLimitedTelegramFactory) -> [JobHandler] {
         [PhotoIngest.handler(self), AvatarTraining.handler(self), FALResults.handler(self), Reconciliation.handler(self),
-         Generations.runHandler(self)] + Purge.handlers(self) + [Outbox.handler(courier(rateLimited: rateLimited))]
-    }
-
-    /// What delivers queued messages, paced by `rateLimited`'s limits.
-    public func courier(rateLimited: RateLimitedTelegramFactory) -> Outbox.Courier {
-        Outbox.Courier(telegram: rateLimited.make(telegram, database), database: database, storage: storage, scratchDirectory: scratchDirectory)
+         Generations.runHandler(self)] + Purge.handlers(self) + [
+         Outbox.handler(telegram: rateLimited.make(telegram, database), database: database, storage: storage, scratchDirectory: scratchDirectory)]
     }
 
     /// The pipeline's periodic jobs (reconciliation).

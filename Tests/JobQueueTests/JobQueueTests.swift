@@ -76,34 +76,6 @@ import Testing
         }
     }
 
-    /// A caller that queued jobs as a fallback (due later) claims them itself by unique key:
-    /// at once, in order, never ahead of an earlier job of the same serial key, and whatever it
-    /// cannot take yet is made due now for the queue.
-    @Test func claimingByUniqueKeyTakesFallbackJobsAtOnceButKeepsSerialOrder() async throws {
-        try await TestDatabase.withMigrated { database in
-            let client = try database.client()
-            defer { client.shutdown() }
-            let queue = JobQueue(database: client)
-            let later = Date().addingTimeInterval(600)
-            let ids = try await queue.enqueue([
-                JobRequest(kind: "send", runAt: later, uniqueKey: "a:1", serialKey: "lane:1"),
-                JobRequest(kind: "send", runAt: later, uniqueKey: "a:2", serialKey: "lane:1"),
-                JobRequest(kind: "send", uniqueKey: "b:1", serialKey: "lane:2"),           // due now, another lane's first
-                JobRequest(kind: "send", runAt: later, uniqueKey: "b:2", serialKey: "lane:2"),
-            ]).map { $0! }
-            #expect(try await queue.claim(limit: 10, kinds: ["send"], worker: "w", lease: .seconds(30)).map(\.id) == [ids[2]], "fallback jobs are not due")
-
-            let mine = try await queue.claim(uniqueKeys: ["a:1", "a:2", "b:2", "missing"], worker: "inline", lease: .seconds(30))
-            #expect(mine.map(\.id) == [ids[0], ids[1]], "both of lane 1, in order; b:2 waits behind b:1, which another worker holds")
-            let waiting = try await client.query("SELECT run_at <= now(), state FROM jobs WHERE id = \(ids[3])")[0]
-            #expect(try waiting.decode(Bool.self, String.self) == (true, "available"), "made due now, for the queue to take in turn")
-            #expect(try await queue.claim(uniqueKeys: ["a:1"], worker: "inline", lease: .seconds(30)).isEmpty, "claimed once")
-
-            try await queue.finish([.init(id: ids[2], attempt: 1, outcome: .completed)], worker: "w")
-            #expect(try await queue.claim(limit: 10, kinds: ["send"], worker: "w", lease: .seconds(30)).map(\.id) == [ids[3]])
-        }
-    }
-
     @Test func aLostLeaseIsReclaimedAndTheStaleAcknowledgementRejected() async throws {
         try await TestDatabase.withMigrated { database in
             let client = try database.client()

@@ -256,35 +256,3 @@ import Testing
         }
     }
 }
-
-@Suite struct BotImmediateReplyTests {
-    /// A reply leaves right after its update's commit, by the courier, long before its queued
-    /// job would have been due; a queued reply that nobody delivers at once is sent by the queue
-    /// when its fallback delay is over.
-    @Test func repliesLeaveAfterTheCommitAndTheQueueIsTheFallback() async throws {
-        try await Harness.run(withBot: true) { h in
-            let user = h.sandbox.telegram.user(id: 8101, firstName: "Ina")
-            #expect(await user.send("/start") == 200)
-            #expect(await h.sandbox.transcript.waitFor(chatID: 8101) { $0.actor == .bot && $0.text.contains("I am Aisha") } != nil)
-            // (The reply reaches Telegram just before its job is marked done.)
-            #expect(try await h.eventually { try await h.database.query("SELECT count(*) FROM jobs WHERE kind = 'telegram.send' AND state = 'completed'")[0].decode(Int.self, at: 0) == 1 })
-            let row = try await h.database.query("""
-                SELECT state, extract(epoch FROM run_at - created_at)::float8, finished_at < run_at FROM jobs
-                WHERE kind = 'telegram.send' AND unique_key LIKE 'msg:update:%' ORDER BY id LIMIT 1
-                """)[0]
-            let (state, fallbackSeconds, beforeDue) = try row.decode(String.self, Double.self, Bool.self)
-            #expect(state == "completed" && beforeDue, "delivered at once, not by the queue")
-            #expect(fallbackSeconds >= Outbox.fallbackDelay - 1)
-
-            // The same kind of reply, queued but never handed to the courier (as if the worker died
-            // right after the commit): nothing is sent before the fallback delay, then the queue sends it.
-            let queued = OutgoingMessage(chatID: 8101, text: "a reply the courier never saw", answersUpdate: true)
-            try await h.database.withTransaction { tx in
-                try await Outbox.send(queued, uniqueKey: "test:orphan", on: tx, queue: h.context.queue, deliveredAfterCommit: true)
-            }
-            try await Task.sleep(for: .seconds(2))
-            #expect(!h.botTexts(8101).contains(queued.text), "not before its fallback delay")
-            #expect(try await h.eventually(.seconds(Int64(Outbox.fallbackDelay) + 20)) { h.botTexts(8101).contains(queued.text) }, "sent by the queue afterwards")
-        }
-    }
-}
