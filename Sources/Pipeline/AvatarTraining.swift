@@ -128,15 +128,15 @@ public enum AvatarTraining {
                     if running >= concurrency { try await group.next(); running -= 1 }
                     running += 1
                     group.addTask {
-                        do { try await storage.get(bucket: bucket, key: photo.key, toFile: file.path) } catch { file.fail(error); throw error }
+                        try await storage.get(bucket: bucket, key: photo.key, toFile: file.path)
                         file.finish()
                     }
                 }
                 try await group.waitForAll()
             }
         } catch {
-            // Unblock the packer (it stops at the first failed photo) before leaving its scope.
-            for file in files { file.fail(error) }
+            // Unblock the packer (it stops at the first photo that will never come) before leaving its scope.
+            for file in files { file.fail() }
             _ = try? await packed
             throw error
         }

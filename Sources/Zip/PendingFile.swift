@@ -12,22 +12,24 @@ public final class PendingFile: @unchecked Sendable {  // state guarded by `cond
     /// Where the file is (or will be) once complete.
     public let path: String
     private let condition = NSCondition()
-    private var outcome: (any Error)??  // nil: pending; .some(nil): complete; .some(error): failed
+    private var state = State.pending
+
+    private enum State { case pending, complete, failed }
 
     public init(path: String) { self.path = path }
 
     /// The file is complete.
-    public func finish() { resolve(nil) }
+    public func finish() { resolve(.complete) }
 
-    /// The file will never be complete; the archive fails with `ZipError.Code.io`, and the
-    /// caller should report its own `error` instead. A no-op once resolved.
-    public func fail(_ error: any Error) { resolve(error) }
+    /// The file will never be complete: the archive fails with `ZipError.Code.io` (the caller
+    /// reports its own error instead). A no-op once resolved.
+    public func fail() { resolve(.failed) }
 
-    private func resolve(_ error: (any Error)?) {
+    private func resolve(_ outcome: State) {
         condition.lock()
         defer { condition.unlock() }
-        guard outcome == nil else { return }
-        outcome = .some(error)
+        guard state == .pending else { return }
+        state = outcome
         condition.broadcast()
     }
 
@@ -35,8 +37,8 @@ public final class PendingFile: @unchecked Sendable {  // state guarded by `cond
     func waitUntilComplete() -> Bool {
         condition.lock()
         defer { condition.unlock() }
-        while outcome == nil { condition.wait() }
-        return outcome! == nil
+        while state == .pending { condition.wait() }
+        return state == .complete
     }
 }
 

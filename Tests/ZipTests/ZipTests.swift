@@ -186,15 +186,14 @@ import Zip
     }
 
     @Test func aFailedPendingFileFailsTheArchiveAtOnce() async throws {
-        struct DownloadFailed: Error {}
         try await withTemporaryFolder { folder in
             let files = (0..<3).map { PendingFile(path: folder + "/\($0).jpg") }
             try Data(repeating: 7, count: 1000).write(to: URL(fileURLWithPath: files[0].path))
             files[0].finish()
-            files[1].fail(DownloadFailed())
+            files[1].fail()
             // files[2] is resolved only 5 s later: the writer must stop at the failed one, not wait for it.
-            let late = Task { try await Task.sleep(for: .seconds(5)); files[2].fail(CancellationError()) }
-            defer { late.cancel(); files[2].fail(CancellationError()) }
+            let late = Task { try await Task.sleep(for: .seconds(5)); files[2].fail() }
+            defer { late.cancel(); files[2].fail() }
             let started = ContinuousClock.now
             let failure = try await onThread { () -> ZipError? in
                 var writer = try ZipWriter(path: folder + "/a.zip")
