@@ -63,7 +63,7 @@ let package = Package(
         // The Telegram conversation: a pure core plus the telegram.update handler.
         .target(
             name: "Bot",
-            dependencies: ["Avatars", "Messages", "Pipeline", "JobQueue", "Postgres", "Telegram", "FAL", "Signing", "ObjectStorage", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["Avatars", "Messages", "Pipeline", "JobQueue", "Postgres", "RateLimit", "Telegram", "FAL", "Signing", "ObjectStorage", .product(name: "Logging", package: "swift-log")],
             swiftSettings: swiftSettings
         ),
         // Local stand-ins for the Telegram Bot API and FAL (tests, demo, benchmarks).

@@ -46,7 +46,7 @@ struct AishaWorker {
         let factory = RateLimitedTelegramFactory { client, database in
             RateLimitedTelegram(client: client, limiter: RateLimiter(database: database), limits: { RateLimiter.telegram(chatID: $0, global: global) })
         }
-        let handlers = [pruneHandler, BotHandler.handler(pipeline)] + pipeline.handlers(rateLimited: factory)
+        let handlers = [pruneHandler, BotHandler.handler(pipeline, rateLimited: factory)] + pipeline.handlers(rateLimited: factory)
         let worker = JobWorker(queue: queue, handlers: handlers, configuration: configuration, logger: logger)
         let group = ServiceGroup(services: [worker], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         try await group.run()

@@ -6,6 +6,7 @@ import Logging
 import Messages
 public import Pipeline
 import Postgres
+public import RateLimit
 import ObjectStorage
 import Signing
 import Telegram
@@ -13,17 +14,22 @@ import Telegram
 /// `telegram.update`: decodes the update, loads the chat's step and the facts, runs the pure
 /// `Conversation`, and applies its actions with the new step in one transaction. Replies go
 /// through the outbox in that transaction, so a retried job never answers twice and a crash
-/// never leaves a reply without its state (or the reverse).
+/// never leaves a reply without its state (or the reverse). The first reply is claimed for this
+/// worker and admitted by the rate limiter in its own insert, and sent as soon as the
+/// transaction commits (`JobQueue.enqueueClaimed`); should the worker die first, its lease
+/// expires and another worker sends it.
 public enum BotHandler {
     public static let kind = "telegram.update"
 
-    public static func handler(_ context: PipelineContext) -> JobHandler {
-        JobHandler(kind: kind, timeout: .seconds(60)) { job, logger in
+    /// The handler; `rateLimited` gives the limits a reply is admitted under (the outbox's own).
+    public static func handler(_ context: PipelineContext, rateLimited: RateLimitedTelegramFactory) -> JobHandler {
+        let replyLimits = rateLimited.make(context.telegram, context.database).limits
+        return JobHandler(kind: kind, timeout: .seconds(60)) { job, logger in
             guard let update = try? JSONDecoder().decode(Update.self, from: job.payload) else {
                 logger.notice("telegram update with a shape we cannot read; ignored", metadata: ["job": "\(job.id)"])
                 return
             }
-            try await handle(update, updateKey: "\(update.updateID)", context: context, logger: logger)
+            try await handle(update, updateKey: "\(update.updateID)", context: context, replyLimits: replyLimits, logger: logger)
         }
     }
 
@@ -56,7 +62,9 @@ public enum BotHandler {
         }
     }
 
-    static func handle(_ update: Update, updateKey: String, context: PipelineContext, logger: Logger) async throws {
+    static func handle(
+        _ update: Update, updateKey: String, context: PipelineContext, replyLimits: @escaping @Sendable (Int64) -> [(key: String, limit: RateLimit)], logger: Logger
+    ) async throws {
         if case .myChatMember(let member) = update.kind {
             // Blocked (kicked) or unblocked: stop or resume messaging.
             let blocked = member.newChatMember.status == "kicked"
@@ -66,7 +74,8 @@ public enum BotHandler {
         guard let (event, user, chatID, callbackID) = event(update) else { return }
         let settings = context.settings
         let language = Catalog.Language(languageCode: user.languageCode)
-        let (followUps, isRerun) = try await context.database.withTransaction { tx -> (FollowUps, Bool) in
+        let runner = JobRunner.current
+        let (followUps, isRerun, reply) = try await context.database.withTransaction { tx -> (FollowUps, Bool, ClaimedJob?) in
             // Register (or find) the user, with their balance and language, and lock the chat's
             // state: two statements, one round trip (with the BEGIN, pipelined).
             let loaded = try await tx.query(all: ["""
@@ -91,7 +100,7 @@ public enum BotHandler {
                let saved = try stored.decode(String?.self, at: 2).flatMap({ try? JSONDecoder().decode(FollowUps.self, from: Data($0.utf8)) }) {
                 // This update was applied and its worker died before the end: only its follow-ups
                 // may be left. Handling it again would meet the new step and call its button stale.
-                return (saved, true)
+                return (saved, true, nil)
             }
             let storedStep = try stored?.decode(String.self, at: 0)
             let step = storedStep.flatMap { try? JSONDecoder().decode(ChatStep.self, from: Data($0.utf8)) } ?? .idle
@@ -142,12 +151,16 @@ public enum BotHandler {
             let (next, actions) = Conversation.handle(step, event, facts)
             var userLanguage = Catalog.Language(languageCode: userLanguageCode)
             var followUps = FollowUps()
-            var replies = 0
+            // Messages go out with the COMMIT, in order, after the rest of the transaction's writes.
+            var outgoing: [(job: JobRequest, plainText: Bool)] = []
+            func send(_ message: OutgoingMessage) throws {
+                let job = try Outbox.job(message, uniqueKey: "update:\(updateKey):\(outgoing.count + 1)")
+                outgoing.append((job, message.photos.isEmpty && message.tag == nil))
+            }
             for action in actions {
                 switch action {
                 case .reply(let reply):
-                    replies += 1
-                    try await Outbox.send(render(reply, chatID: chatID, language: userLanguage), uniqueKey: "update:\(updateKey):\(replies)", on: tx, queue: context.queue)
+                    try send(render(reply, chatID: chatID, language: userLanguage))
                 case .answerCallback(let key):
                     followUps.answerCallback = true
                     followUps.callbackText = key.map { Catalog.shared.text($0, userLanguage) }
@@ -174,10 +187,7 @@ public enum BotHandler {
                     let keys = try await tx.query("SELECT id, object_key FROM generated_images WHERE generation_id = \(id) AND user_id = \(user.id) ORDER BY position").map {
                         OutgoingMessage.Photo(bucket: settings.generatedBucket, key: try $0.decode(String.self, at: 1), imageID: try $0.decode(UUID.self, at: 0))
                     }
-                    if !keys.isEmpty {
-                        replies += 1
-                        try await Outbox.send(OutgoingMessage(chatID: chatID, text: "", photos: keys), uniqueKey: "update:\(updateKey):\(replies)", on: tx, queue: context.queue)
-                    }
+                    if !keys.isEmpty { try send(OutgoingMessage(chatID: chatID, text: "", photos: keys)) }
                 case .deleteImages(let id):
                     followUps.deletedImages = try await tx.query("DELETE FROM generated_images WHERE generation_id = \(id) AND user_id = \(user.id) RETURNING object_key").map { try $0.decode(String.self, at: 0) }
                 case .deleteMe:
@@ -194,12 +204,26 @@ public enum BotHandler {
             followUps.language = userLanguage.rawValue
             let encoded = String(decoding: try JSONEncoder().encode(next), as: UTF8.self)
             let pending = String(decoding: try JSONEncoder().encode(followUps), as: UTF8.self)
-            try await tx.sendWithNext("""
+            let saveStep: PostgresQuery = """
                 INSERT INTO chat_state (chat_id, user_id, state, last_update, follow_ups) VALUES (\(chatID), \(user.id), \(encoded)::jsonb, \(updateKey), \(pending)::jsonb)
                 ON CONFLICT (chat_id) DO UPDATE SET state = excluded.state, last_update = excluded.last_update, follow_ups = excluded.follow_ups, updated_at = now()
-                """)
-            return (followUps, false)
+                """
+            // The first message, if it is plain text, is claimed here for this worker (and admitted
+            // by the rate limiter) so that it leaves right after the COMMIT; the rest queue behind it.
+            let claimFirst = runner != nil && outgoing.first?.plainText == true
+            let inserts = outgoing.enumerated().map { index, message in
+                if index == 0, claimFirst, let runner {
+                    JobQueue.enqueueClaimed(message.job, worker: runner.workerID, lease: runner.lease, admission: RateLimiter.acquisition(replyLimits(chatID)))
+                } else {
+                    JobQueue.enqueueStatement(message.job)
+                }
+            }
+            let committed = try await tx.commit(after: [saveStep] + inserts)
+            let reply = claimFirst ? try JobQueue.claimedJob(outgoing[0].job, committed[1]) : nil
+            return (followUps, false, reply)
         }
+        // The reply first: it is what the user waits for.
+        if let reply, let runner { await runner.run(reply) }
         let replyLanguage = Catalog.Language(languageCode: followUps.language)
         if followUps.startTraining != nil || followUps.generation != nil { CrashPoints.hit("bot:before-follow-ups") }
 

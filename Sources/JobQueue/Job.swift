@@ -57,6 +57,9 @@ public struct ClaimedJob: Sendable {
     public var createdAt: Date
     /// When it became due.
     public var runAt: Date
+    /// Claimed by the transaction that enqueued it (`JobQueue.enqueueClaimed`), which also ran
+    /// its admission check (a rate limit, say): this attempt need not check again.
+    public var admitted = false
 
     /// Decodes the payload.
     public func decode<T: Decodable>(_ type: T.Type) throws -> T { try JSONDecoder().decode(T.self, from: payload) }

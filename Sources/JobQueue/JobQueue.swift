@@ -22,7 +22,7 @@ public struct JobQueue: Sendable {
     /// Enqueues one job; returns its id, or nil when its unique key was already taken.
     @discardableResult
     public func enqueue(_ job: JobRequest, on connection: PostgresConnection? = nil) async throws -> Int64? {
-        let query = JobQueue.insert(job)
+        let query = JobQueue.enqueueStatement(job)
         let rows: PostgresRows
         if let connection { rows = try await connection.query(query) } else { rows = try await database.query(query) }
         return try rows.first?.decode(Int64.self, at: 0)
@@ -31,10 +31,54 @@ public struct JobQueue: Sendable {
     /// Enqueues one job in the caller's transaction without a round trip of its own: the insert
     /// goes out with the transaction's next statement or its COMMIT (`sendWithNext`).
     public func enqueueWithNext(_ job: JobRequest, on connection: PostgresConnection) async throws {
-        try await connection.sendWithNext(JobQueue.insert(job))
+        try await connection.sendWithNext(JobQueue.enqueueStatement(job))
     }
 
-    private static func insert(_ job: JobRequest) -> PostgresQuery {
+    /// An insert that claims `job` for `worker` at once, when nothing else waits in its serial
+    /// lane and `admission` admits it; otherwise it is queued as usual (at the time `admission`
+    /// names, if it refused). Run it as the last statement before COMMIT (`commit(after:)`) and
+    /// hand the job to `JobRunner.run` once committed, so the only step after the commit is the
+    /// job's own work: no NOTIFY, no claim, no admission round trip.
+    ///
+    /// `admission` is a SQL expression evaluated only when the lane is clear: NULL admits (and
+    /// may consume, as a rate limiter does), a timestamp refuses until then. Its row locks are
+    /// held only until the COMMIT that travels with it. Read the result with `claimedJob(_:_:)`.
+    public static func enqueueClaimed(_ job: JobRequest, worker: String, lease: Duration, admission: PostgresQuery) -> PostgresQuery {
+        """
+            WITH admission AS (
+                -- Materialised (it is volatile): the admission runs once, and only for a clear lane.
+                SELECT lane.clear, CASE WHEN lane.clear THEN \(admission) END AS retry_at
+                FROM (SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE serial_key = \(job.serialKey) AND state IN ('available', 'running')) AS clear) AS lane
+            ), inserted AS (
+                INSERT INTO jobs (kind, payload, priority, run_at, max_attempts, unique_key, serial_key, state, attempt, locked_by, lease_expires_at, attempted_at)
+                SELECT \(job.kind), \(String(decoding: job.payload, as: UTF8.self))::jsonb, \(Int(job.priority))::int2,
+                       greatest(coalesce(\(job.runAt)::timestamptz, now()), a.retry_at), \(job.maxAttempts), \(job.uniqueKey), \(job.serialKey),
+                       CASE WHEN a.admitted THEN 'running' ELSE 'available' END,
+                       CASE WHEN a.admitted THEN 1 ELSE 0 END,
+                       CASE WHEN a.admitted THEN \(worker) END,
+                       CASE WHEN a.admitted THEN now() + \(milliseconds(lease)) * interval '1 millisecond' END,
+                       CASE WHEN a.admitted THEN now() END
+                FROM (SELECT retry_at, clear AND retry_at IS NULL AS admitted FROM admission) AS a
+                ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
+                RETURNING id, state, created_at, run_at
+            ), wake AS (
+                SELECT pg_notify(\(JobQueue.channel), '') FROM inserted WHERE state = 'available'
+            )
+            SELECT id, state = 'running', created_at, run_at, (SELECT count(*) FROM wake) FROM inserted
+            """
+    }
+
+    /// The job `enqueueClaimed` claimed, from its committed rows; nil when it was queued instead
+    /// (or was a duplicate).
+    public static func claimedJob(_ job: JobRequest, _ rows: PostgresRows) throws -> ClaimedJob? {
+        guard let row = rows.first else { return nil }
+        let (id, claimed, createdAt, runAt) = try row.decode(Int64.self, Bool.self, Date.self, Date.self)
+        guard claimed else { return nil }
+        return ClaimedJob(id: id, kind: job.kind, payload: job.payload, attempt: 1, maxAttempts: job.maxAttempts, createdAt: createdAt, runAt: runAt, admitted: true)
+    }
+
+    /// The statement `enqueue` runs for one job, to run among others (`query(all:)`, `commit(after:)`).
+    public static func enqueueStatement(_ job: JobRequest) -> PostgresQuery {
         // A plain VALUES insert: cheaper to plan than the unnest form, and this is the webhook's path.
         """
             WITH inserted AS (

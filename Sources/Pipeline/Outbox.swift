@@ -93,7 +93,9 @@ public enum Outbox {
                 if let tag = message.tag, message.photos.isEmpty {
                     try await sendOrEdit(message, tag: tag, markup: markup, telegram: telegram, database: database)
                 } else if message.photos.isEmpty {
-                    _ = try await telegram.send(toChat: message.chatID) { try await $0.sendMessage(chatID: message.chatID, text: message.text, replyMarkup: markup) }
+                    _ = try await telegram.send(toChat: message.chatID, admitted: job.admitted) {
+                        try await $0.sendMessage(chatID: message.chatID, text: message.text, replyMarkup: markup)
+                    }
                 } else {
                     try await sendPhotos(message, markup: markup, telegram: telegram, database: database, storage: storage, scratchDirectory: scratchDirectory)
                 }

@@ -40,6 +40,13 @@ public struct PostgresConnection: Sendable {
         if connection.isInTransaction { connection.sendWithNext(query) } else { try await self.query(query) }
     }
 
+    /// Runs `queries`, then COMMIT, in one round trip (with any queued writes before them), and
+    /// returns the queries' rows: for a transaction's last statements whose results are needed
+    /// only once they are committed. Inside `withTransaction`, which then does not commit again.
+    public func commit(after queries: [PostgresQuery]) async throws -> [PostgresRows] {
+        Array(try await query(all: queries + ["COMMIT"]).dropLast())
+    }
+
     /// Runs static SQL with no parameters, possibly several statements (migration files).
     public func executeScript(_ sql: String) async throws {
         let connection = self.connection
@@ -79,6 +86,8 @@ public struct PostgresConnection: Sendable {
             if unsent.first?.sql != begin.sql { try? await executeScript("ROLLBACK") }
             throw error
         }
+        // The body may have committed itself (`commit(after:)`).
+        guard connection.isInTransaction else { return result }
         do {
             try await query("COMMIT")
         } catch {

@@ -20,10 +20,11 @@ public struct RateLimitedTelegram: Sendable {
         self.limits = limits
     }
 
-    /// Runs `call` once the limits of `chatID` and of the bot allow one more message.
+    /// Runs `call` once the limits of `chatID` and of the bot allow one more message; `admitted`
+    /// when they were already taken for it (a reply admitted in its own insert).
     /// - Throws: `JobFailure.retryAt` when they do not (or Telegram says 429); the call's own errors otherwise.
-    public func send<T: Sendable>(toChat chatID: Int64, _ call: @Sendable (TelegramClient) async throws -> T) async throws -> T {
-        if let retryAt = try await limiter.acquire(limits(chatID)) {
+    public func send<T: Sendable>(toChat chatID: Int64, admitted: Bool = false, _ call: @Sendable (TelegramClient) async throws -> T) async throws -> T {
+        if !admitted, let retryAt = try await limiter.acquire(limits(chatID)) {
             throw JobFailure.retryAt(retryAt, reason: "Telegram flood limit for chat \(chatID)")
         }
         do {

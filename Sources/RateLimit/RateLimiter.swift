@@ -17,9 +17,14 @@ public struct RateLimiter: Sendable {
     public func acquire(_ limits: [(key: String, limit: RateLimit)]) async throws -> Date? {
         guard !limits.isEmpty else { return nil }
         // One statement (migration 0006's function): it runs on every Telegram send.
-        return try await database.query("""
-            SELECT rate_limit_acquire(\(limits.map { $0.key })::text[], \(limits.map { $0.limit.interval })::float8[], \(limits.map { $0.limit.burst })::int4[])
-            """)[0].decode(Date?.self, at: 0)
+        return try await database.query("SELECT \(Self.acquisition(limits))")[0].decode(Date?.self, at: 0)
+    }
+
+    /// `acquire` as a SQL expression (NULL when allowed, else the time to retry), to run inside
+    /// another statement: `JobQueue.enqueueClaimed` admits a reply with it in the reply's own
+    /// insert. Inside a transaction its row locks last until the COMMIT.
+    public static func acquisition(_ limits: [(key: String, limit: RateLimit)]) -> PostgresQuery {
+        "rate_limit_acquire(\(limits.map { $0.key })::text[], \(limits.map { $0.limit.interval })::float8[], \(limits.map { $0.limit.burst })::int4[])"
     }
 
     /// The keys for one Telegram send: its chat (private or group pace) and the bot as a whole.

@@ -52,7 +52,8 @@ struct Harness: Sendable {
                     logger.logLevel = .critical
                     var configuration = JobWorker.Configuration()
                     configuration.pollInterval = .milliseconds(100)
-                    let handlers = context.handlers(rateLimited: RateLimitedTelegramFactory()) + (withBot ? [BotHandler.handler(context)] : [])
+                    let rateLimited = RateLimitedTelegramFactory()
+                    let handlers = context.handlers(rateLimited: rateLimited) + (withBot ? [BotHandler.handler(context, rateLimited: rateLimited)] : [])
                     if withBot { sandbox.telegram.setWebhook(.init(url: serverBase + "/telegram/webhook", secretToken: "pipeline_test")) }
                     let worker = JobWorker(queue: JobQueue(database: database), handlers: handlers, configuration: configuration, logger: logger)
                     try await withThrowingTaskGroup(of: Void.self) { group in
