@@ -161,6 +161,74 @@ func count(_ client: PostgresClient, _ query: PostgresQuery) async throws -> Int
         }
     }
 
+    /// A job enqueued already claimed (`JobQueue.enqueueClaimed`) runs in the enqueuing handler's
+    /// worker right after its COMMIT, admitted; with its lane busy or its admission refused it is
+    /// queued instead (and a busy lane does not even ask for admission); if the worker that
+    /// claimed it never runs it, its lease expires and another worker runs it, admission and all.
+    @Test func jobsClaimedAtEnqueueRunRightAfterTheCommitOrWaitTheirTurn() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client(maxConnections: 8)
+            defer { client.shutdown() }
+            let queue = JobQueue(database: client)
+            // An admission that counts its calls and admits, or refuses for an hour.
+            try await client.query("CREATE TABLE admissions (at timestamptz NOT NULL DEFAULT clock_timestamp())")
+            try await client.query("""
+                CREATE FUNCTION admit(refuse boolean) RETURNS timestamptz LANGUAGE plpgsql AS $$
+                BEGIN INSERT INTO admissions DEFAULT VALUES; RETURN CASE WHEN refuse THEN now() + interval '1 hour' END; END $$
+                """)
+            struct Order: Codable { var name: String; var refuse: Bool }
+            struct Ran: Sendable { var name: String; var admitted: Bool; var attempt: Int; var worker: String? }
+            let ran = Mutex<[Ran]>([])
+            let origin = JobHandler(kind: "origin") { job, _ in
+                let order = try job.decode(Order.self)
+                let runner = try #require(JobRunner.current)
+                let follow = try JobRequest(kind: "follow", json: order, uniqueKey: order.name, serialKey: "lane:\(order.name.prefix(4))")
+                let claimed = try await client.withTransaction { tx in
+                    let rows = try await tx.commit(after: [JobQueue.enqueueClaimed(follow, worker: runner.workerID, lease: runner.lease, admission: "admit(\(order.refuse))")])
+                    return try JobQueue.claimedJob(follow, rows[0])
+                }
+                if let claimed { await runner.run(claimed) }
+            }
+            let follow = JobHandler(kind: "follow") { job, _ in
+                let order = try job.decode(Order.self)
+                ran.withLock { $0.append(Ran(name: order.name, admitted: job.admitted, attempt: job.attempt, worker: JobRunner.current?.workerID)) }
+            }
+            // Lane "busy" already holds a job due in an hour.
+            try await queue.enqueue(JobRequest(kind: "follow", payload: Data(#"{"name":"busy-first","refuse":false}"#.utf8), runAt: Date().addingTimeInterval(3600), serialKey: "lane:busy"))
+            try await queue.enqueue([
+                try JobRequest(kind: "origin", json: Order(name: "open", refuse: false)),
+                try JobRequest(kind: "origin", json: Order(name: "busy", refuse: false)),
+                try JobRequest(kind: "origin", json: Order(name: "shut", refuse: true)),
+            ])
+            let worker = RunningWorker(JobWorker(queue: queue, handlers: [origin, follow], configuration: fastConfiguration(), logger: TestServices.logger, id: "w1"))
+            let settled = try await eventually { try await count(client, "SELECT count(*) FROM jobs WHERE state = 'completed'") == 4 }
+            try await worker.stop()
+            #expect(settled, "three origins and the claimed follow-up completed")
+            let runs = ran.withLock { $0 }
+            #expect(runs.count == 1 && runs.first?.name == "open" && runs.first?.admitted == true && runs.first?.attempt == 1 && runs.first?.worker == "w1",
+                    "only the clear, admitted one ran, at once, in the same worker: \(runs)")
+            let open = try #require(try await queue.job(id: try await client.query("SELECT id FROM jobs WHERE unique_key = 'open'")[0].decode(Int64.self, at: 0)))
+            #expect(open.state == .completed && open.attempt == 1 && open.lockedBy == nil)
+            let waiting = try await client.query("SELECT unique_key, state, attempt, locked_by IS NULL, run_at > now() + interval '50 minutes' FROM jobs WHERE unique_key IN ('busy', 'shut') ORDER BY unique_key")
+            #expect(try waiting.map { try $0.decode(String.self, String.self, Int.self, Bool.self, Bool.self) }.map { "\($0.0) \($0.1) \($0.2) \($0.3) \($0.4)" }
+                    == ["busy available 0 true false", "shut available 0 true true"], "a busy lane queues it now, a refusal at its retry time")
+            #expect(try await count(client, "SELECT count(*) FROM admissions") == 2, "the busy lane was never admitted (nothing consumed)")
+
+            // Claimed by a worker that dies before running it: the lease runs out, another worker runs it.
+            let orphan = try JobRequest(kind: "follow", json: Order(name: "orphan", refuse: false), uniqueKey: "orphan", serialKey: "lane:orph")
+            let claimed = try await client.withTransaction { tx in
+                try JobQueue.claimedJob(orphan, try await tx.commit(after: [JobQueue.enqueueClaimed(orphan, worker: "dead-worker", lease: .milliseconds(300), admission: "admit(false)")])[0])
+            }
+            #expect(claimed?.admitted == true)
+            let rescuer = RunningWorker(JobWorker(queue: queue, handlers: [follow], configuration: fastConfiguration(), logger: TestServices.logger, id: "w2"))
+            let rescued = try await eventually { ran.withLock { $0.contains { $0.name == "orphan" } } }
+            try await rescuer.stop()
+            let second = ran.withLock { $0.last }
+            #expect(rescued && second?.name == "orphan" && second?.admitted == false && second?.attempt == 2 && second?.worker == "w2",
+                    "rescued and run by the other worker, which checks admission itself: \(String(describing: second))")
+        }
+    }
+
     @Test func periodicJobsAreEnqueuedOncePerPeriodAcrossWorkers() async throws {
         try await TestDatabase.withMigrated { database in
             let client = try database.client(maxConnections: 8)

@@ -181,6 +181,22 @@ import Testing
                 }
             }
             #expect(try await ids() == [1, 2, 3, 7, 8])
+
+            // The last statements can travel with the COMMIT and return their rows; the
+            // transaction does not commit twice, and their failure rolls everything back.
+            let committed = try await client.withTransaction { tx in
+                try await tx.sendWithNext("INSERT INTO w VALUES (10)")
+                return try await tx.commit(after: ["INSERT INTO w VALUES (11) RETURNING id", "SELECT count(*) FROM w"])
+            }
+            #expect(try committed.map { try $0[0].decode(Int.self, at: 0) } == [11, 7])
+            #expect(try await ids() == [1, 2, 3, 7, 8, 10, 11])
+            await #expect(throws: PostgresError.self) {
+                try await client.withTransaction { tx in
+                    try await tx.query("INSERT INTO w VALUES (12)")
+                    _ = try await tx.commit(after: ["INSERT INTO w VALUES (13)", "INSERT INTO w VALUES (1)"])
+                }
+            }
+            #expect(try await ids() == [1, 2, 3, 7, 8, 10, 11])
         }
     }
 
