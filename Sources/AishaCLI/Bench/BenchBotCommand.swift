@@ -76,6 +76,7 @@ struct BenchBotCommand: AsyncParsableCommand {
                 print("webhook POST → reply at the Sandbox: p50 \(ms(BenchSupport.quantile(latencies, 0.5))) ms, p99 \(ms(BenchSupport.quantile(latencies, 0.99))) ms, max \(ms(latencies.max() ?? .nan)) ms")
                 print("replies/s over the run: \(BenchSupport.format(Double(latencies.count) / elapsed))")
                 try await printStages(databaseURL: scratch, since: measuredFrom)
+                try await printTimeline(databaseURL: scratch, replies: replies.records)
             }
         }
     }
@@ -103,6 +104,38 @@ struct BenchBotCommand: AsyncParsableCommand {
         }
     }
 
+    /// One reply's path in four steps, medians over the run: POST → the server's insert (the
+    /// update's `created_at`) → the worker's claim (its `attempted_at`) → the worker's update
+    /// transaction (the reply's `created_at`: that transaction's start) → the Sandbox receiving the
+    /// reply. Wall clocks of the same machine; updates and replies are paired by chat (one update
+    /// per chat is in flight at these rates).
+    private func printTimeline(databaseURL: String, replies: [ReplyClock.Record]) async throws {
+        guard !replies.isEmpty else { return }
+        let client = try PostgresClient(url: databaseURL, maxConnections: 1, logger: BenchSupport.logger)
+        defer { client.shutdown() }
+        let rows = try await client.query("""
+            WITH b AS (
+                SELECT * FROM unnest(\(replies.map(\.chatID))::int8[], \(replies.map(\.sent))::timestamptz[], \(replies.map(\.replied))::timestamptz[]) AS b(chat, sent, replied)
+            ), paired AS (
+                SELECT b.sent, b.replied, u.created_at AS stored, u.attempted_at AS claimed, r.created_at AS handled
+                FROM b
+                JOIN LATERAL (SELECT created_at, attempted_at FROM jobs WHERE kind = 'telegram.update' AND serial_key = 'tg:chat:' || b.chat
+                              AND created_at BETWEEN b.sent - interval '50 ms' AND b.replied ORDER BY created_at LIMIT 1) u ON true
+                JOIN LATERAL (SELECT created_at FROM jobs WHERE kind = 'telegram.send' AND serial_key = 'tg:send:' || b.chat
+                              AND created_at BETWEEN u.attempted_at AND b.replied ORDER BY created_at LIMIT 1) r ON true
+            )
+            SELECT count(*)::int,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM stored - sent)) * 1000,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM claimed - stored)) * 1000,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM handled - claimed)) * 1000,
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM replied - handled)) * 1000
+            FROM paired
+            """)
+        guard let row = rows.first, try row.decode(Int.self, at: 0) > 0 else { return }
+        let steps = try (1...4).map { String(format: "%.2f", try row.decode(Double.self, at: $0)) }
+        print("  timeline (p50 of \(try row.decode(Int.self, at: 0)) paired replies): POST → stored \(steps[0]) ms → claimed \(steps[1]) ms → handler's transaction \(steps[2]) ms → reply at the Sandbox \(steps[3]) ms")
+    }
+
     /// Sends `count` updates at `rate`, user after user: `/start` on even rounds, a Help tap on odd.
     private func openLoop(_ people: [SandboxUser], count: Int, rate: Int, replies: ReplyClock?, offset: Int = 0) async throws {
         let interval = Duration.seconds(1) / rate
@@ -125,18 +158,27 @@ struct BenchBotCommand: AsyncParsableCommand {
 
 /// Send and reply times per chat (one update in flight per user at these rates).
 final class ReplyClock: Sendable {
-    private let state = Mutex<(pending: [Int64: ContinuousClock.Instant], latencies: [Double])>(([:], []))
+    /// One answered update, in wall-clock time (to line up with the database's timestamps).
+    struct Record: Sendable { var chatID: Int64, sent: Date, replied: Date }
+    private struct State {
+        var pending: [Int64: (ContinuousClock.Instant, Date)] = [:]
+        var latencies: [Double] = []
+        var records: [Record] = []
+    }
+    private let state = Mutex(State())
 
-    func sent(chatID: Int64) { state.withLock { $0.pending[chatID] = .now } }
+    func sent(chatID: Int64) { state.withLock { $0.pending[chatID] = (.now, Date()) } }
 
     func reply(chatID: Int64) {
         state.withLock { state in
-            guard let sent = state.pending.removeValue(forKey: chatID) else { return }
+            guard let (sent, sentDate) = state.pending.removeValue(forKey: chatID) else { return }
             state.latencies.append(BenchSupport.seconds(ContinuousClock.now - sent))
+            state.records.append(Record(chatID: chatID, sent: sentDate, replied: Date()))
         }
     }
 
-    func reset() { state.withLock { $0 = ([:], []) } }
+    func reset() { state.withLock { $0 = State() } }
     var answered: Int { state.withLock { $0.latencies.count } }
     var latencies: [Double] { state.withLock { $0.latencies } }
+    var records: [Record] { state.withLock { $0.records } }
 }
