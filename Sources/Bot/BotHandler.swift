@@ -222,8 +222,13 @@ public enum BotHandler {
             let reply = claimFirst ? try JobQueue.claimedJob(outgoing[0].job, committed[1]) : nil
             return (followUps, false, reply)
         }
-        // The reply first: it is what the user waits for.
+        // The reply first: it is what the user waits for. Then the button's answer, which stops its
+        // spinner; it does not depend on the follow-ups, which can take seconds (a training's start).
         if let reply, let runner { await runner.run(reply) }
+        if let callbackID, followUps.answerCallback {
+            // Best effort: Telegram forgets queries after ~15 s, and a late answer changes nothing.
+            try? await context.telegram.answerCallbackQuery(id: callbackID, text: followUps.callbackText)
+        }
         let replyLanguage = Catalog.Language(languageCode: followUps.language)
         if followUps.startTraining != nil || followUps.generation != nil { CrashPoints.hit("bot:before-follow-ups") }
 
@@ -266,10 +271,6 @@ public enum BotHandler {
                 try await Outbox.send(render(reply, chatID: chatID, language: replyLanguage), uniqueKey: "update:\(updateKey):generate", on: connection, queue: context.queue)
             }
             if case .started = outcome { try? await context.telegram.sendChatAction(chatID: chatID, action: "upload_photo") }
-        }
-        if let callbackID, followUps.answerCallback {
-            // Best effort: Telegram forgets queries after ~15 s, and a late answer changes nothing.
-            try? await context.telegram.answerCallbackQuery(id: callbackID, text: followUps.callbackText)
         }
     }
 
