@@ -155,7 +155,7 @@ public enum BotHandler {
             var outgoing: [(job: JobRequest, plainText: Bool)] = []
             func send(_ message: OutgoingMessage) throws {
                 let job = try Outbox.job(message, uniqueKey: "update:\(updateKey):\(outgoing.count + 1)")
-                outgoing.append((job, message.photos.isEmpty && message.tag == nil))
+                outgoing.append((job, message.isPlainText))
             }
             for action in actions {
                 switch action {
@@ -210,16 +210,16 @@ public enum BotHandler {
                 """
             // The first message, if it is plain text, is claimed here for this worker (and admitted
             // by the rate limiter) so that it leaves right after the COMMIT; the rest queue behind it.
-            let claimFirst = runner != nil && outgoing.first?.plainText == true
+            let claimer = outgoing.first?.plainText == true ? runner : nil
             let inserts = outgoing.enumerated().map { index, message in
-                if index == 0, claimFirst, let runner {
-                    JobQueue.enqueueClaimed(message.job, worker: runner.workerID, lease: runner.lease, admission: RateLimiter.acquisition(replyLimits(chatID)))
+                if index == 0, let claimer {
+                    JobQueue.enqueueClaimed(message.job, worker: claimer.workerID, lease: claimer.lease, admission: RateLimiter.acquisition(replyLimits(chatID)))
                 } else {
                     JobQueue.enqueueStatement(message.job)
                 }
             }
             let committed = try await tx.commit(after: [saveStep] + inserts)
-            let reply = claimFirst ? try JobQueue.claimedJob(outgoing[0].job, committed[1]) : nil
+            let reply = claimer == nil ? nil : try JobQueue.claimedJob(outgoing[0].job, committed[1])  // [0] is the step
             return (followUps, false, reply)
         }
         // The reply first: it is what the user waits for. Then the button's answer, which stops its

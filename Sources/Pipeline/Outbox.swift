@@ -52,6 +52,10 @@ public struct OutgoingMessage: Codable, Sendable, Equatable {
         self.coalesce = coalesce
         self.answersUpdate = answersUpdate
     }
+
+    /// Sent by one plain sendMessage: no photos, no tag to edit. The only kind whose send honours
+    /// `ClaimedJob.admitted`, so the only kind a handler may claim and admit in advance.
+    public var isPlainText: Bool { photos.isEmpty && tag == nil }
 }
 
 public enum Outbox {
@@ -90,12 +94,12 @@ public enum Outbox {
                 if newer { return }  // a fresher version of this message is on its way
             }
             do {
-                if let tag = message.tag, message.photos.isEmpty {
-                    try await sendOrEdit(message, tag: tag, markup: markup, telegram: telegram, database: database)
-                } else if message.photos.isEmpty {
+                if message.isPlainText {
                     _ = try await telegram.send(toChat: message.chatID, admitted: job.admitted) {
                         try await $0.sendMessage(chatID: message.chatID, text: message.text, replyMarkup: markup)
                     }
+                } else if let tag = message.tag, message.photos.isEmpty {
+                    try await sendOrEdit(message, tag: tag, markup: markup, telegram: telegram, database: database)
                 } else {
                     try await sendPhotos(message, markup: markup, telegram: telegram, database: database, storage: storage, scratchDirectory: scratchDirectory)
                 }
