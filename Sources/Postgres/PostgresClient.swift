@@ -1,5 +1,6 @@
 import BlockingIO
 import Foundation
+import Signing
 public import Logging
 import Synchronization
 
@@ -18,6 +19,7 @@ public final class PostgresClient: Sendable {
 
     /// Creates a pool; connections are opened lazily, on first use.
     public init(configuration: Configuration, logger: Logger) {
+        OpenSSLProcess.initialize()  // before libpq's first use of it (see there)
         self.configuration = configuration
         self.logger = logger
         self.threads = BlockingThreadPool(name: "postgres", threadCount: configuration.maxConnections)

@@ -48,7 +48,8 @@ import Testing
             let done = try await eventually(timeout: .seconds(60)) { try await count(client, "SELECT count(*) FROM jobs WHERE state = 'completed'") == 40 }
             kill(survivor, SIGTERM)
             let status = await TestServices.waitForExit(survivor)
-            // Seen once in a loaded full-suite run (not reproduced alone): say why, next time.
+            // Failed twice in loaded full-suite runs with SIGSEGV in libcrypto at exit (OpenSSL's
+            // atexit cleanup racing a thread still in libpq): see OpenSSLProcess. The log says why if it recurs.
             #expect(status == 0, "survivor exit status \(status); probe log: \(String(decoding: FileManager.default.contents(atPath: log) ?? Data(), as: UTF8.self).suffix(3000))")
             #expect(done, "every job completed")
             #expect(try await count(client, "SELECT count(*) FROM jobs WHERE state <> 'completed'") == 0, "none lost or stuck")
