@@ -149,7 +149,7 @@ public final class SandboxFAL: Sendable {
             guard self.authorized(request) else { return Self.unauthorized }
             var request = request
             let body = try await request.collectBody(upTo: 64 << 10)
-            let json = try? JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView))
+            let json = try? JSONValue(parsing: body.readableBytesView)
             let name = Self.safeFileName(json?["file_name"]?.stringValue ?? "upload.bin")
             let id = UUID().uuidString.lowercased()
             let base = self.base(request)
@@ -181,7 +181,7 @@ public final class SandboxFAL: Sendable {
             }
             var request = request
             let body = try await request.collectBody(upTo: 1 << 20)
-            guard let input = try? JSONDecoder().decode(JSONValue.self, from: Data(body.readableBytesView)), case .object = input else {
+            guard let input = try? JSONValue(parsing: body.readableBytesView), case .object = input else {
                 return SandboxHTTP.json(422, #"{"detail":[{"loc":["body"],"msg":"Input should be a valid dictionary","type":"dict_type"}]}"#)
             }
             let webhook = request.uri.queryParameters.get("fal_webhook").map { String($0) }

@@ -9,7 +9,6 @@ enum SandboxHTTP {
     }
 
     static func json(_ status: Int, _ value: JSONValue) -> Response {
-        let data = (try? JSONEncoder().encode(value)) ?? Data("null".utf8)
-        return json(status, String(decoding: data, as: UTF8.self))
+        Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: value.jsonBytes)))
     }
 }

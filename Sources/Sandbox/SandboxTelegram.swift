@@ -198,7 +198,7 @@ public final class SandboxTelegram: Sendable {
     /// a failed delivery a few times, quickly; `retries: 0` shows a single attempt's answer.
     public func deliver(_ update: JSONValue, retries: Int = 5) async -> Int {
         guard let webhook = self.webhook else { return 0 }
-        let body = (try? JSONEncoder().encode(update)) ?? Data()
+        let body = Data(update.jsonBytes)
         var headers: [(name: String, value: String)] = [("Content-Type", "application/json")]
         if let secret = webhook.secretToken { headers.append(("X-Telegram-Bot-Api-Secret-Token", secret)) }
         var status = 0
@@ -386,7 +386,8 @@ public final class SandboxTelegram: Sendable {
     }
 
     private func requireText(_ text: String?, limit: Int, empty: String, long: String) throws(BotFailure) -> String {
-        guard let text, !text.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else { throw Self.fail(400, empty) }
+        // White_Space is the set `CharacterSet.whitespacesAndNewlines` holds, without its cost.
+        guard let text, text.unicodeScalars.contains(where: { !$0.properties.isWhitespace }) else { throw Self.fail(400, empty) }
         guard text.utf16.count <= limit else { throw Self.fail(400, long) }
         return text
     }
@@ -587,7 +588,7 @@ struct BotParameters {
                 if part.filename != nil { files[part.name] = part } else { values[part.name] = .string(String(decoding: part.body, as: UTF8.self)) }
             }
         } else if contentType.hasPrefix("application/json") {
-            guard case .object(let object)? = try? JSONDecoder().decode(JSONValue.self, from: Data(body)) else { return nil }
+            guard case .object(let object)? = try? JSONValue(parsing: body) else { return nil }
             values = object
         } else if !body.isEmpty {
             for pair in String(decoding: body, as: UTF8.self).split(separator: "&") {
@@ -617,7 +618,7 @@ struct BotParameters {
 
     /// A structured field: an object in JSON bodies, a JSON-encoded string in forms (§5.4).
     func json(_ key: String) -> JSONValue? {
-        if case .string(let s) = values[key] { return try? JSONDecoder().decode(JSONValue.self, from: Data(s.utf8)) }
+        if case .string(let s) = values[key] { return try? JSONValue(parsing: s.utf8) }
         return values[key]
     }
 

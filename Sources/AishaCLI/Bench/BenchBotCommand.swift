@@ -63,6 +63,8 @@ struct BenchBotCommand: AsyncParsableCommand {
                 try await Task.sleep(for: .seconds(3))
 
                 replies.reset()
+                let cpu = CPUAccount(pids: [("server", server), ("worker", worker)])
+                let cpuBefore = cpu.snapshot()
                 let measuredFrom = Date()
                 let total = rate * seconds
                 let started = ContinuousClock.now
@@ -71,10 +73,12 @@ struct BenchBotCommand: AsyncParsableCommand {
                 let deadline = ContinuousClock.now + .seconds(30)
                 while replies.answered < total, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
                 let elapsed = BenchSupport.seconds(ContinuousClock.now - started)
+                let cpuAfter = cpu.snapshot()
                 let latencies = replies.latencies
                 print("sent \(total) updates in \(String(format: "%.1f", BenchSupport.seconds(sent))) s; \(latencies.count) replied (\(total - latencies.count) missing)")
                 print("webhook POST → reply at the Sandbox: p50 \(ms(BenchSupport.quantile(latencies, 0.5))) ms, p99 \(ms(BenchSupport.quantile(latencies, 0.99))) ms, max \(ms(latencies.max() ?? .nan)) ms")
                 print("replies/s over the run: \(BenchSupport.format(Double(latencies.count) / elapsed))")
+                for line in CPUAccount.report(from: cpuBefore, to: cpuAfter, replies: latencies.count, order: ["server", "worker", CPUAccount.postgres, CPUAccount.bench]) { print(line) }
                 try await printStages(databaseURL: scratch, since: measuredFrom)
                 try await printTimeline(databaseURL: scratch, replies: replies.records)
             }
@@ -113,6 +117,9 @@ struct BenchBotCommand: AsyncParsableCommand {
         guard !replies.isEmpty else { return }
         let client = try PostgresClient(url: databaseURL, maxConnections: 1, logger: BenchSupport.logger)
         defer { client.shutdown() }
+        // The queue's own serial-key index covers pending jobs only; pairing finished ones needs
+        // this one (the scratch database is dropped afterwards).
+        try await client.query("CREATE INDEX ON jobs (serial_key, created_at)")
         let rows = try await client.query("""
             WITH b AS (
                 SELECT * FROM unnest(\(replies.map(\.chatID))::int8[], \(replies.map(\.sent))::timestamptz[], \(replies.map(\.replied))::timestamptz[]) AS b(chat, sent, replied)
