@@ -72,7 +72,7 @@ struct BenchBotCommand: AsyncParsableCommand {
                 let sent = ContinuousClock.now - started
                 let deadline = ContinuousClock.now + .seconds(30)
                 while replies.answered < total, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
-                let elapsed = BenchSupport.seconds(ContinuousClock.now - started)
+                let elapsed = BenchSupport.seconds((replies.lastReply ?? ContinuousClock.now) - started)
                 let cpuAfter = cpu.snapshot()
                 let latencies = replies.latencies
                 print("sent \(total) updates in \(String(format: "%.1f", BenchSupport.seconds(sent))) s; \(latencies.count) replied (\(total - latencies.count) missing)")
@@ -163,24 +163,32 @@ struct BenchBotCommand: AsyncParsableCommand {
     }
 }
 
-/// Send and reply times per chat (one update in flight per user at these rates).
+/// Send and reply times per chat. A chat's updates run one at a time and each gets exactly one
+/// text reply, so a reply answers the chat's oldest unanswered update — also when a user sends
+/// again before the last answer came (an overloaded run). (Keeping only the latest update per
+/// chat once made every run slower than the users' pace look like a stall.)
 final class ReplyClock: Sendable {
     /// One answered update, in wall-clock time (to line up with the database's timestamps).
     struct Record: Sendable { var chatID: Int64, sent: Date, replied: Date }
     private struct State {
-        var pending: [Int64: (ContinuousClock.Instant, Date)] = [:]
+        var pending: [Int64: [(ContinuousClock.Instant, Date)]] = [:]
         var latencies: [Double] = []
         var records: [Record] = []
+        var lastReply: ContinuousClock.Instant?
     }
     private let state = Mutex(State())
 
-    func sent(chatID: Int64) { state.withLock { $0.pending[chatID] = (.now, Date()) } }
+    func sent(chatID: Int64) { state.withLock { $0.pending[chatID, default: []].append((.now, Date())) } }
 
     func reply(chatID: Int64) {
         state.withLock { state in
-            guard let (sent, sentDate) = state.pending.removeValue(forKey: chatID) else { return }
-            state.latencies.append(BenchSupport.seconds(ContinuousClock.now - sent))
+            guard var waiting = state.pending[chatID], !waiting.isEmpty else { return }
+            let (sent, sentDate) = waiting.removeFirst()
+            state.pending[chatID] = waiting.isEmpty ? nil : waiting
+            let now = ContinuousClock.now
+            state.latencies.append(BenchSupport.seconds(now - sent))
             state.records.append(Record(chatID: chatID, sent: sentDate, replied: Date()))
+            state.lastReply = now
         }
     }
 
@@ -188,4 +196,6 @@ final class ReplyClock: Sendable {
     var answered: Int { state.withLock { $0.latencies.count } }
     var latencies: [Double] { state.withLock { $0.latencies } }
     var records: [Record] { state.withLock { $0.records } }
+    /// When the last reply arrived (replies/s is counted up to it, not to the end of the wait).
+    var lastReply: ContinuousClock.Instant? { state.withLock { $0.lastReply } }
 }
