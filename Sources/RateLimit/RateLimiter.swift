@@ -16,7 +16,7 @@ public struct RateLimiter: Sendable {
     /// - Returns: nil when allowed, else when to retry.
     public func acquire(_ limits: [(key: String, limit: RateLimit)]) async throws -> Date? {
         guard !limits.isEmpty else { return nil }
-        // One statement (migration 0006's function): it runs on every Telegram send.
+        // One statement (migration 0006's function, 0008's version): it runs on every Telegram send.
         return try await database.query("SELECT \(Self.acquisition(limits))")[0].decode(Date?.self, at: 0)
     }
 
@@ -24,7 +24,9 @@ public struct RateLimiter: Sendable {
     /// another statement: `JobQueue.enqueueClaimed` admits a reply with it in the reply's own
     /// insert. Inside a transaction its row locks last until the COMMIT.
     public static func acquisition(_ limits: [(key: String, limit: RateLimit)]) -> PostgresQuery {
-        "rate_limit_acquire(\(limits.map { $0.key })::text[], \(limits.map { $0.limit.interval })::float8[], \(limits.map { $0.limit.burst })::int4[])"
+        // Sorted by key: the function then locks each key as it reads it (migration 0008).
+        let limits = limits.sorted { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }
+        return "rate_limit_acquire(\(limits.map { $0.key })::text[], \(limits.map { $0.limit.interval })::float8[], \(limits.map { $0.limit.burst })::int4[])"
     }
 
     /// The keys for one Telegram send: its chat (private or group pace) and the bot as a whole.

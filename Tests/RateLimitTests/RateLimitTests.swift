@@ -50,6 +50,27 @@ import Testing
         }
     }
 
+    /// `RateLimiter` passes keys sorted, and the function then locks each as it reads it; keys in
+    /// any other order (another caller, a repeated key) take the lock-everything-first path and
+    /// get the same decisions.
+    @Test func keysInAnyOrderGetTheSameDecisions() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client(maxConnections: 1)
+            defer { client.shutdown() }
+            func acquire(_ keys: [String]) async throws -> Bool {
+                // One event a minute per key, no burst: the first call is allowed, the next refused.
+                let decision = try await client.query("SELECT rate_limit_acquire(\(keys)::text[], \(keys.map { _ in 60.0 })::float8[], \(keys.map { _ in 1 })::int4[]) IS NULL")
+                return try decision[0].decode(Bool.self, at: 0)
+            }
+            #expect(try await acquire(["b", "a"]), "unsorted: allowed")
+            #expect(try await !acquire(["a", "b"]), "sorted: refused, both keys were taken")
+            #expect(try await !acquire(["c", "b"]), "one refusing key refuses all")
+            #expect(try await acquire(["c"]), "and consumed nothing from the others")
+            #expect(try await acquire(["d", "d"]), "a repeated key is one key")
+            #expect(try await client.query("SELECT count(*) FROM rate_limits WHERE tat > clock_timestamp()")[0].decode(Int.self, at: 0) == 4)
+        }
+    }
+
     @Test func theGlobalLimitCapsManyChatsAndRefusalsConsumeNothing() async throws {
         try await TestDatabase.withMigrated { database in
             // 100 transactions serialised on one row: give a loaded machine time to get through them.
