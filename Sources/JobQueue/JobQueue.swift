@@ -141,7 +141,7 @@ public struct JobQueue: Sendable {
     /// transaction: plan the statement once per connection (a generic plan), and from indexes
     /// only. A generic plan is made from the statistics of the moment and kept until an ANALYZE:
     /// made on a new, empty `jobs` table it seq-scans, and went on seq-scanning the grown table
-    /// (the claim's CPU in PostgreSQL rose by a third in `aisha bench bot`). Every row these
+    /// (PostgreSQL's CPU per reply rose by about a fifth in `aisha bench bot`). Every row these
     /// statements touch is found by an index at any table size, so seq scans are simply ruled out.
     static let indexPlans: PostgresQuery = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)"
 
@@ -172,7 +172,7 @@ public struct JobQueue: Sendable {
         let rows = try await database.withConnection { connection in
             try await connection.query(all: [JobQueue.indexPlans, claim])[1]
         }
-        // RETURNING follows the primary key here; hand the jobs out in the order they were chosen.
+        // RETURNING's order is not the order the jobs were chosen in; restore it.
         var chosen: [(priority: Int, job: ClaimedJob)] = []
         for row in rows {
             let (id, kind, payload, attempt, maxAttempts, createdAt, runAt, priority) = try row.decode(Int64.self, String.self, String.self, Int.self, Int.self, Date.self, Date.self, Int.self)
