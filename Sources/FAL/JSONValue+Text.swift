@@ -20,10 +20,8 @@ extension JSONValue {
         self = value
     }
 
-    /// Compact JSON text. Integral numbers within ±2^53 print without a fraction (`42`, not `42.0`).
-    public var jsonText: String { String(decoding: jsonBytes, as: UTF8.self) }
-
-    /// `jsonText` as UTF-8 bytes.
+    /// Compact JSON text as UTF-8. Integral numbers within ±2^53 print without a fraction (`42`,
+    /// not `42.0`).
     public var jsonBytes: [UInt8] {
         var out: [UInt8] = []
         out.reserveCapacity(256)
@@ -164,24 +162,24 @@ extension JSONValue {
             // Fast path: no escapes (most strings); the UTF-8 is validated when decoded below.
             while index < bytes.count, bytes[index] != UInt8(ascii: "\""), bytes[index] != UInt8(ascii: "\\"), bytes[index] >= 0x20 { index += 1 }
             guard index < bytes.count else { throw error() }
-            var scalars: [UInt8] = Array(bytes[start..<index])
+            var utf8 = Array(bytes[start..<index])
             while bytes[index] != UInt8(ascii: "\"") {
                 let byte = bytes[index]
                 if byte < 0x20 { throw error() }
                 if byte != UInt8(ascii: "\\") {
-                    scalars.append(byte)
+                    utf8.append(byte)
                     index += 1
                 } else {
                     guard index + 1 < bytes.count else { throw error() }
                     let escape = bytes[index + 1]
                     index += 2
                     switch escape {
-                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): scalars.append(escape)
-                    case UInt8(ascii: "b"): scalars.append(0x08)
-                    case UInt8(ascii: "f"): scalars.append(0x0C)
-                    case UInt8(ascii: "n"): scalars.append(0x0A)
-                    case UInt8(ascii: "r"): scalars.append(0x0D)
-                    case UInt8(ascii: "t"): scalars.append(0x09)
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): utf8.append(escape)
+                    case UInt8(ascii: "b"): utf8.append(0x08)
+                    case UInt8(ascii: "f"): utf8.append(0x0C)
+                    case UInt8(ascii: "n"): utf8.append(0x0A)
+                    case UInt8(ascii: "r"): utf8.append(0x0D)
+                    case UInt8(ascii: "t"): utf8.append(0x09)
                     case UInt8(ascii: "u"):
                         var code = try hex4()
                         if (0xD800..<0xDC00).contains(code) {
@@ -194,14 +192,14 @@ extension JSONValue {
                             throw error()
                         }
                         guard let scalar = Unicode.Scalar(code) else { throw error() }
-                        scalars += Array(String(Character(scalar)).utf8)
+                        UTF8.encode(scalar) { utf8.append($0) }
                     default: throw error()
                     }
                 }
                 guard index < bytes.count else { throw error() }
             }
             index += 1
-            guard let text = String(validating: scalars, as: UTF8.self) else { throw SyntaxError(offset: start) }
+            guard let text = String(validating: utf8, as: UTF8.self) else { throw SyntaxError(offset: start) }
             return text
         }
 

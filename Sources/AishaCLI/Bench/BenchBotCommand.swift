@@ -74,13 +74,14 @@ struct BenchBotCommand: AsyncParsableCommand {
                 while replies.answered < total, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(50)) }
                 let elapsed = BenchSupport.seconds((replies.lastReply ?? ContinuousClock.now) - started)
                 let cpuAfter = cpu.snapshot()
-                let latencies = replies.latencies
+                let records = replies.records
+                let latencies = records.map { $0.latency }
                 print("sent \(total) updates in \(String(format: "%.1f", BenchSupport.seconds(sent))) s; \(latencies.count) replied (\(total - latencies.count) missing)")
                 print("webhook POST → reply at the Sandbox: p50 \(ms(BenchSupport.quantile(latencies, 0.5))) ms, p99 \(ms(BenchSupport.quantile(latencies, 0.99))) ms, max \(ms(latencies.max() ?? .nan)) ms")
                 print("replies/s over the run: \(BenchSupport.format(Double(latencies.count) / elapsed))")
-                for line in CPUAccount.report(from: cpuBefore, to: cpuAfter, replies: latencies.count, order: ["server", "worker", CPUAccount.postgres, CPUAccount.bench]) { print(line) }
+                print(cpu.report(from: cpuBefore, to: cpuAfter, replies: latencies.count))
                 try await printStages(databaseURL: scratch, since: measuredFrom)
-                try await printTimeline(databaseURL: scratch, replies: replies.records)
+                try await printTimeline(databaseURL: scratch, replies: records)
             }
         }
     }
@@ -168,11 +169,11 @@ struct BenchBotCommand: AsyncParsableCommand {
 /// again before the last answer came (an overloaded run). (Keeping only the latest update per
 /// chat once made every run slower than the users' pace look like a stall.)
 final class ReplyClock: Sendable {
-    /// One answered update, in wall-clock time (to line up with the database's timestamps).
-    struct Record: Sendable { var chatID: Int64, sent: Date, replied: Date }
+    /// One answered update: its latency (monotonic clock), and its wall-clock times to line up
+    /// with the database's timestamps.
+    struct Record: Sendable { var chatID: Int64, latency: Double, sent: Date, replied: Date }
     private struct State {
         var pending: [Int64: [(ContinuousClock.Instant, Date)]] = [:]
-        var latencies: [Double] = []
         var records: [Record] = []
         var lastReply: ContinuousClock.Instant?
     }
@@ -186,15 +187,13 @@ final class ReplyClock: Sendable {
             let (sent, sentDate) = waiting.removeFirst()
             state.pending[chatID] = waiting.isEmpty ? nil : waiting
             let now = ContinuousClock.now
-            state.latencies.append(BenchSupport.seconds(now - sent))
-            state.records.append(Record(chatID: chatID, sent: sentDate, replied: Date()))
+            state.records.append(Record(chatID: chatID, latency: BenchSupport.seconds(now - sent), sent: sentDate, replied: Date()))
             state.lastReply = now
         }
     }
 
     func reset() { state.withLock { $0 = State() } }
-    var answered: Int { state.withLock { $0.latencies.count } }
-    var latencies: [Double] { state.withLock { $0.latencies } }
+    var answered: Int { state.withLock { $0.records.count } }
     var records: [Record] { state.withLock { $0.records } }
     /// When the last reply arrived (replies/s is counted up to it, not to the end of the wait).
     var lastReply: ContinuousClock.Instant? { state.withLock { $0.lastReply } }

@@ -48,21 +48,23 @@ struct CPUAccount {
         return (String(text[text.index(after: open)..<close]), (user + system) / ticksPerSecond)
     }
 
-    /// "CPU per reply" lines for the time between `start` and `end`.
-    static func report(from start: Snapshot, to end: Snapshot, replies: Int, order: [String]) -> [String] {
-        guard replies > 0 else { return [] }
+    /// The "CPU per reply" line for the time between `start` and `end`: each process given in
+    /// `pids`, PostgreSQL, this process, then the rest of the machine.
+    func report(from start: Snapshot, to end: Snapshot, replies: Int) -> String {
+        guard replies > 0 else { return "CPU per reply: no replies" }
+        func perReply(_ seconds: Double) -> String { String(format: "%.2f", seconds * 1000 / Double(replies)) }
         let machine = end.machineBusy - start.machineBusy
         var accounted = 0.0
         var parts: [String] = []
-        for label in order {
+        for label in pids.map({ $0.label }) + [Self.postgres, Self.bench] {
             let seconds = (end.parts[label] ?? 0) - (start.parts[label] ?? 0)
             accounted += seconds
-            parts.append("\(label) \(String(format: "%.2f", seconds * 1000 / Double(replies)))")
+            parts.append("\(label) \(perReply(seconds))")
         }
-        parts.append("other \(String(format: "%.2f", max(0, machine - accounted) * 1000 / Double(replies)))")
+        parts.append("other \(perReply(max(0, machine - accounted)))")
         let wall = end.taken - start.taken
         let cores = Double(ProcessInfo.processInfo.activeProcessorCount)
         let busy = machine / (Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18) / cores
-        return ["CPU per reply: \(String(format: "%.2f", machine * 1000 / Double(replies))) ms of the machine's busy time (\(parts.joined(separator: ", ")) ms); the \(Int(cores)) cores were \(Int((busy * 100).rounded())) % busy"]
+        return "CPU per reply: \(perReply(machine)) ms of the machine's busy time (\(parts.joined(separator: ", ")) ms); the \(Int(cores)) cores were \(Int((busy * 100).rounded())) % busy"
     }
 }
