@@ -300,20 +300,20 @@ import Testing
         try await TestDatabase.withFresh { database in
             let client = try database.client(maxConnections: 8)
             defer { client.shutdown() }
-            // Eight 3 s blocking calls. On the cooperative pool (two threads here) at most two
-            // could block at once, so they would take at least 12 s; on the pool's own eight
-            // threads they take about 3 s, however busy the CPUs are with other tests.
+            // Eight 5 s blocking calls. On the cooperative pool (two threads here) at most two
+            // could block at once, so they would take at least 20 s; on the pool's own eight
+            // threads they take about 5 s, however busy the CPUs are with other tests.
             try await withThrowingTaskGroup(of: Void.self) { group in  // open all eight first
                 for _ in 0..<8 { group.addTask { try await client.query("SELECT pg_sleep(0.3)") } }
                 try await group.waitForAll()
             }
             let started = ContinuousClock.now
             try await withThrowingTaskGroup(of: Void.self) { group in
-                for _ in 0..<8 { group.addTask { try await client.query("SELECT pg_sleep(3)") } }
+                for _ in 0..<8 { group.addTask { try await client.query("SELECT pg_sleep(5)") } }
                 try await group.waitForAll()
             }
             let elapsed = ContinuousClock.now - started
-            #expect(elapsed < .seconds(9), "8 × 3 s took \(elapsed); two at a time would need 12 s")
+            #expect(elapsed < .seconds(15), "8 × 5 s took \(elapsed); two at a time would need 20 s")
             #expect(client.statistics.open == 8)
         }
     }
