@@ -256,14 +256,27 @@ public struct JobQueue: Sendable {
     }
 
     /// Extends the leases `worker` holds; returns the ids still held (missing ones were lost).
+    ///
+    /// A row another statement has locked (nearly always this worker's own acknowledgement of
+    /// it) is not waited for: its committed state says whether it is still held, and the next
+    /// beat, a third of a lease later, extends it. Waiting made heartbeats queue behind
+    /// acknowledgements for 1–20 s under overload, and a statement that waits keeps its snapshot,
+    /// so every claim meanwhile stepped over the dead index entries it kept from being pruned.
     public func extendLeases(_ held: [(id: Int64, attempt: Int)], worker: String, lease: Duration) async throws -> Set<Int64> {
         guard !held.isEmpty else { return [] }
         let rows = try await database.query("""
-            WITH locked AS (SELECT id FROM jobs WHERE id = ANY(\(held.map { $0.id })::int8[]) ORDER BY id FOR UPDATE)
-            UPDATE jobs SET lease_expires_at = now() + \(JobQueue.milliseconds(lease)) * interval '1 millisecond'
-            FROM unnest(\(held.map { $0.id })::int8[], \(held.map { $0.attempt })::int4[]) AS d(id, attempt)
-            WHERE jobs.id = d.id AND jobs.id IN (SELECT id FROM locked) AND jobs.attempt = d.attempt AND jobs.state = 'running' AND jobs.locked_by = \(worker)
-            RETURNING jobs.id
+            WITH d AS (SELECT * FROM unnest(\(held.map { $0.id })::int8[], \(held.map { $0.attempt })::int4[]) AS d(id, attempt)),
+            locked AS (SELECT id FROM jobs WHERE id IN (SELECT id FROM d) ORDER BY id FOR UPDATE SKIP LOCKED),
+            extended AS (
+                UPDATE jobs SET lease_expires_at = now() + \(JobQueue.milliseconds(lease)) * interval '1 millisecond'
+                FROM d
+                WHERE jobs.id = d.id AND jobs.id IN (SELECT id FROM locked) AND jobs.attempt = d.attempt AND jobs.state = 'running' AND jobs.locked_by = \(worker)
+                RETURNING jobs.id
+            )
+            SELECT id FROM extended
+            UNION ALL
+            SELECT jobs.id FROM jobs JOIN d ON jobs.id = d.id
+            WHERE jobs.id NOT IN (SELECT id FROM locked) AND jobs.attempt = d.attempt AND jobs.state = 'running' AND jobs.locked_by = \(worker)
             """)
         return Set(try rows.map { try $0.decode(Int64.self, at: 0) })
     }

@@ -33,6 +33,16 @@ public struct RateLimit: Sendable, Equatable {
 }
 
 extension RateLimit {
+    /// This limit split into `parts` limits whose sum never exceeds it: each allows a `parts`-th
+    /// of the rate and of the burst (at least one event).
+    public func split(into parts: Int) -> RateLimit {
+        precondition(parts > 0)
+        var part = self
+        part.interval = interval * Double(parts)
+        part.burst = max(1, burst / parts)
+        return part
+    }
+
     /// Telegram: about one message a second in a private chat (short bursts tolerated).
     public static let telegramPrivateChat = RateLimit(count: 1, per: 1, burst: 3)
     /// Telegram: at most 20 messages a minute in a group.

@@ -154,6 +154,42 @@ import Testing
         }
     }
 
+    /// A heartbeat does not wait for a row another transaction holds (an acknowledgement in
+    /// flight): it extends the rest at once and reports the busy one by its committed state.
+    @Test func aHeartbeatNeverWaitsForABusyRow() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client()
+            defer { client.shutdown() }
+            let queue = JobQueue(database: client)
+            _ = try await queue.enqueue([JobRequest(kind: "k"), JobRequest(kind: "k"), JobRequest(kind: "k")])
+            let jobs = try await queue.claim(limit: 3, kinds: ["k"], worker: "A", lease: .seconds(5))
+            let other = try #require(try await queue.enqueue(JobRequest(kind: "k")))
+            _ = try await queue.claim(limit: 1, kinds: ["k"], worker: "B", lease: .seconds(5))
+            let held = jobs.map { (id: $0.id, attempt: $0.attempt) } + [(id: other, attempt: 1)]  // the last is B's
+            let busy = jobs[1].id
+            let holder = try database.client(maxConnections: 1)
+            defer { holder.shutdown() }
+            try await holder.withTransaction { tx in
+                try await tx.query("SELECT 1 FROM jobs WHERE id = \(busy) FOR UPDATE")
+                // With the row held until this transaction ends, a heartbeat that waited would
+                // come back only when the watchdog cancels it.
+                let beat = Task { try await queue.extendLeases(held, worker: "A", lease: .seconds(60)) }
+                let watchdog = Task { () -> Bool in
+                    do { try await Task.sleep(for: .seconds(10)) } catch { return false }
+                    beat.cancel()
+                    return true
+                }
+                let kept = try? await beat.value
+                watchdog.cancel()
+                #expect(await watchdog.value == false, "the heartbeat waited for the busy row")
+                #expect(kept == Set(jobs.map(\.id)), "A's three are still held, B's is not")
+            }
+            let leases = try await client.query("SELECT id, lease_expires_at > now() + interval '30 seconds' FROM jobs WHERE id = ANY(\(jobs.map(\.id))::int8[])")
+            let extended = Dictionary(uniqueKeysWithValues: try leases.map { try ($0.decode(Int64.self, at: 0), $0.decode(Bool.self, at: 1)) })
+            #expect(extended == [jobs[0].id: true, busy: false, jobs[2].id: true], "the busy row waits for the next beat")
+        }
+    }
+
     @Test func outcomesRetryDieAndRescheduleWithoutBurningAttempts() async throws {
         try await TestDatabase.withMigrated { database in
             let client = try database.client()
