@@ -76,15 +76,6 @@ public enum BotHandler {
         let language = Catalog.Language(languageCode: user.languageCode)
         let runner = JobRunner.current
         let (followUps, isRerun, reply) = try await context.database.withTransaction { tx -> (FollowUps, Bool, ClaimedJob?) in
-            // The reply's admission locks the bot's global rate-limit key until this COMMIT. A
-            // commit that waits for its flush made every update's transaction queue behind the
-            // previous one's fsync (at 750 updates/s, 380 ms from claim to this transaction, the
-            // waits all on that key). Committed without the wait, the lock lasts microseconds.
-            // Nothing acknowledged depends on it: the update's job stays `running` until its
-            // acknowledgement, a synchronous commit later in the WAL, which makes this one durable
-            // too; a crash of PostgreSQL before then reruns the update, which at worst repeats
-            // the reply. Paid steps (follow-ups) commit synchronously on their own.
-            try await tx.sendWithNext(RateLimiter.lockBriefly)
             // Register (or find) the user, with their balance and language, and lock the chat's
             // state: two statements, one round trip (with the BEGIN, pipelined).
             let loaded = try await tx.query(all: ["""

@@ -17,18 +17,8 @@ public struct RateLimiter: Sendable {
     public func acquire(_ limits: [(key: String, limit: RateLimit)]) async throws -> Date? {
         guard !limits.isEmpty else { return nil }
         // One statement (migration 0006's function, 0008's version): it runs on every Telegram send.
-        let rows = try await database.withConnection { connection in
-            try await connection.query(all: [Self.lockBriefly, "SELECT \(Self.acquisition(limits))"])[1]
-        }
-        return try rows[0].decode(Date?.self, at: 0)
+        return try await database.query("SELECT \(Self.acquisition(limits))")[0].decode(Date?.self, at: 0)
     }
-
-    /// Sent in the same round trip and implicit transaction as an acquisition, so its row locks
-    /// are released when the COMMIT is written, not when it is flushed. Every send locks the
-    /// global key: with a flush per holder, sends (and replies' transactions, see
-    /// `BotHandler`) queued behind each other's fsyncs. A crash can lose the last fraction of a
-    /// second of arrival times, which lets a few messages out early (Telegram's 429 covers that).
-    public static let lockBriefly: PostgresQuery = "SELECT set_config('synchronous_commit', 'off', true)"
 
     /// `acquire` as a SQL expression (NULL when allowed, else the time to retry), to run inside
     /// another statement: `JobQueue.enqueueClaimed` admits a reply with it in the reply's own
