@@ -29,9 +29,29 @@ public struct Catalog: Sendable {
 
     /// The text for `key` with `{name}` placeholders filled; falls back to English, then to the key.
     public func text(_ key: String, _ language: Language, _ arguments: [String: String] = [:]) -> String {
-        var text = texts[language]?[key] ?? texts[.en]?[key] ?? key
-        for (name, value) in arguments { text = text.replacingOccurrences(of: "{\(name)}", with: value) }
-        return text
+        let template = texts[language]?[key] ?? texts[.en]?[key] ?? key
+        return arguments.isEmpty ? template : Self.fill(template, arguments)
+    }
+
+    /// Replaces each `{name}` of `template` once, in one pass. Replacing argument by argument
+    /// (as before) also replaced placeholders inside earlier values: an avatar named
+    /// "{balance}" was shown as the balance. Unknown placeholders stay as they are.
+    static func fill(_ template: String, _ arguments: [String: String]) -> String {
+        var result = ""
+        result.reserveCapacity(template.utf8.count + 16)
+        var rest = template[...]
+        while let open = rest.firstIndex(of: "{") {
+            result += rest[..<open]
+            guard let close = rest[open...].firstIndex(of: "}"),
+                  let value = arguments[String(rest[rest.index(after: open)..<close])] else {
+                result += rest[open...open]
+                rest = rest[rest.index(after: open)...]
+                continue
+            }
+            result += value
+            rest = rest[rest.index(after: close)...]
+        }
+        return result + rest
     }
 
     /// `text`, with arguments that are themselves catalogue keys (a status, a reason) translated too.

@@ -55,6 +55,17 @@ import Testing
         #expect(Catalog.shared.text("photos.progress.ready", .ru, ["count": "10", "price": "100", "balance": "150", "max": "20"]).contains("10 из 20"))
         #expect(Catalog.Language(languageCode: "ru-RU") == .ru && Catalog.Language(languageCode: "uk") == .en && Catalog.Language(languageCode: nil) == .en)
     }
+
+    /// Placeholders are filled once: a value that looks like a placeholder (a user's avatar
+    /// name, say) is shown as typed, and unknown or unclosed braces stay.
+    @Test func placeholdersAreFilledOnceAndValuesStayAsTyped() {
+        let catalog = Catalog(texts: [.en: ["k": "{name} has {balance} credits {unknown} {", "plain": "no placeholders"], .ru: [:]])
+        #expect(catalog.text("k", .en, ["name": "{balance}", "balance": "7"]) == "{balance} has 7 credits {unknown} {")
+        #expect(catalog.text("k", .en, ["balance": "{name}", "name": "Ann"]) == "Ann has {name} credits {unknown} {")
+        #expect(catalog.text("plain", .ru) == "no placeholders", "falls back to English")
+        #expect(catalog.text("missing", .en, ["x": "1"]) == "missing")
+        #expect(catalog.text("k", .en, ["name": "Ёлка 🎄", "balance": ""]) == "Ёлка 🎄 has  credits {unknown} {")
+    }
 }
 
 @Suite struct PresetCatalogueTests {
