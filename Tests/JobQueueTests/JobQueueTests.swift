@@ -87,6 +87,38 @@ import Testing
         }
     }
 
+    /// Acknowledgements and heartbeats find their rows by id. Plans made while few jobs ran must
+    /// not reach them through `jobs_running_lease` (a walk of every running job per batch): under
+    /// overload that made each acknowledgement cost more the further they fell behind.
+    @Test func acknowledgementsAndHeartbeatsNeverWalkTheRunningJobs() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client(maxConnections: 1)
+            defer { client.shutdown() }
+            let queue = JobQueue(database: client)
+            try await client.query("ALTER TABLE jobs SET (autovacuum_enabled = false)")
+            func cycle() async throws {
+                try await queue.enqueue([JobRequest(kind: "grow"), JobRequest(kind: "grow")])
+                let jobs = try await queue.claim(limit: 2, kinds: ["grow"], worker: "w", lease: .seconds(30))
+                #expect(try await queue.extendLeases(jobs.map { ($0.id, $0.attempt) }, worker: "w", lease: .seconds(30)) == Set(jobs.map(\.id)))
+                #expect(try await queue.finish(jobs.map { .init(id: $0.id, attempt: $0.attempt, outcome: .completed) }, worker: "w") == Set(jobs.map(\.id)))
+            }
+            func leaseIndexScans() async throws -> Int {
+                try await client.query("SELECT pg_stat_force_next_flush()")
+                try await client.query("SELECT 1")
+                return try await client.query("SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'jobs_running_lease'")[0].decode(Int.self, at: 0)
+            }
+            try await client.query("ANALYZE jobs")
+            for _ in 0..<6 { try await cycle() }  // generic plans made while (almost) nothing runs
+            try await client.query("""
+                INSERT INTO jobs (kind, payload, state, attempt, locked_by, lease_expires_at)
+                SELECT 'other', '{}', 'running', 1, 'another worker', now() + interval '1 hour' FROM generate_series(1, 5000)
+                """)
+            let before = try await leaseIndexScans()
+            for _ in 0..<3 { try await cycle() }
+            #expect(try await leaseIndexScans() == before, "an acknowledgement or a heartbeat walked the running jobs")
+        }
+    }
+
     @Test func enqueueJoinsTheCallersTransaction() async throws {
         struct Rollback: Error {}
         try await TestDatabase.withMigrated { database in
