@@ -223,12 +223,15 @@ public struct JobQueue: Sendable {
             case .handedBack: states.append("available"); runAts.append(Date()); deltas.append(-1); errors.append("handed back: worker shutting down")
             }
         }
-        // Rows are locked in id order first: a worker's heartbeat and its acknowledgements run on
-        // two connections and touch the same rows, and locking them in plan order deadlocked
-        // (40P01, seen with two workers and a large backlog).
+        // Rows are locked in id order first, by a statement of their own in the same implicit
+        // transaction: two acknowledgements of the same rows (a worker that lost its lease, and
+        // the one that took the job over) locking in plan order could deadlock (40P01, seen with
+        // two workers and a large backlog). As a CTE the lock was joined back to the UPDATE by a
+        // nested loop over both lists: 201,930 comparisons for a batch of 636, 50 of its 60 ms,
+        // and batches grow exactly when acknowledgements fall behind.
+        let lock: PostgresQuery = "SELECT FROM jobs WHERE id = ANY(\(completions.map { $0.id })::int8[]) ORDER BY id FOR UPDATE"
         let finish: PostgresQuery = """
-            WITH locked AS (SELECT id FROM jobs WHERE id = ANY(\(completions.map { $0.id })::int8[]) ORDER BY id FOR UPDATE),
-            done AS (
+            WITH done AS (
             UPDATE jobs SET
                 state = d.state,
                 run_at = coalesce(d.run_at, jobs.run_at),
@@ -241,7 +244,7 @@ public struct JobQueue: Sendable {
             FROM unnest(\(completions.map { $0.id })::int8[], \(completions.map { $0.attempt })::int4[], \(states)::text[],
                         \(runAts)::timestamptz[], \(deltas)::int4[], \(errors)::text[])
                  AS d(id, attempt, state, run_at, attempt_delta, error)
-            WHERE jobs.id = d.id AND jobs.id IN (SELECT id FROM locked) AND jobs.attempt = d.attempt AND \(JobQueue.isRunning) AND jobs.locked_by = \(worker)
+            WHERE jobs.id = d.id AND jobs.attempt = d.attempt AND \(JobQueue.isRunning) AND jobs.locked_by = \(worker)
             RETURNING jobs.id, jobs.serial_key
             ), unblocked AS (
                 SELECT pg_notify(\(JobQueue.channel), '') FROM done
@@ -256,9 +259,9 @@ public struct JobQueue: Sendable {
         // Its plan does not depend on the arrays (rows by primary key), but PostgreSQL rates the
         // generic plan worse than one made for the given arrays, so it planned every call afresh:
         // 0.5 ms of planning per acknowledgement, the largest single item in pg_stat_statements
-        // at 300 replies/s. Hence `indexPlans`, for this statement's implicit transaction only.
+        // at 300 replies/s. Hence `indexPlans`, for this implicit transaction only.
         let rows = try await database.withConnection { connection in
-            try await connection.query(all: [JobQueue.indexPlans, finish])[1]
+            try await connection.query(all: [JobQueue.indexPlans, lock, finish])[2]
         }
         return Set(try rows.map { try $0.decode(Int64.self, at: 0) })
     }

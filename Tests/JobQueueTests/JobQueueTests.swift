@@ -48,7 +48,7 @@ import Testing
                 let accepted = try await queue.finish([.init(id: job.id, attempt: job.attempt, outcome: .completed)], worker: "w")
                 #expect(accepted == [job.id])
             }
-            for (statement, calls) in [("%WITH locked AS%unblocked%", 8), ("%SET state = 'running'%SKIP LOCKED%", 4)] {
+            for (statement, calls) in [("SELECT FROM jobs WHERE id = ANY%FOR UPDATE", 8), ("WITH done AS%unblocked%", 8), ("%SET state = 'running'%SKIP LOCKED%", 4)] {
                 let plans = try await client.query("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE \(statement)")
                 let (generic, custom) = try #require(plans.first).decode(Int.self, Int.self)
                 #expect(generic == calls && custom == 0, "\(statement): generic \(generic), custom \(custom)")
