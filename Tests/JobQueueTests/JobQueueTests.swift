@@ -119,6 +119,17 @@ import Testing
         }
     }
 
+    /// Migration 0009: `jobs` is vacuumed after a fixed number of dead rows, unthrottled, however
+    /// large a week of finished jobs makes it (docs/operations.md).
+    @Test func theQueueTableIsVacuumedByCountNotBySize() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client(maxConnections: 1)
+            defer { client.shutdown() }
+            let options = try await client.query("SELECT reloptions FROM pg_class WHERE oid = 'jobs'::regclass")[0].decode([String].self, at: 0)
+            #expect(Set(options).isSuperset(of: ["autovacuum_vacuum_scale_factor=0", "autovacuum_vacuum_threshold=5000", "autovacuum_vacuum_cost_delay=0"]), "\(options)")
+        }
+    }
+
     @Test func enqueueJoinsTheCallersTransaction() async throws {
         struct Rollback: Error {}
         try await TestDatabase.withMigrated { database in
