@@ -28,8 +28,7 @@ fi
 pg_ctl_() { as_db_owner "$bindir/pg_ctl" -D "$data" "$@"; }
 # Server options given at every start (so clusters made by older versions of this script get
 # them too). The test suite runs many in-process servers and workers at once, each with a pool.
-# The job queue needs `jobs` vacuumed within seconds under load (docs/operations.md, PostgreSQL).
-server_options="-c max_connections=1000 -c autovacuum_naptime=1s"
+server_options="-c max_connections=1000"
 running() { [ -f "$data/postmaster.pid" ] && pg_ctl_ status >/dev/null 2>&1; }
 url() { echo "postgres://aisha:$(cat "$state/password")@127.0.0.1:$(cat "$state/port")/aisha"; }
 
