@@ -57,6 +57,14 @@ import Testing
         }
     }
 
+    /// A cumulative statistic of this test's one connection, with its own counters included: a
+    /// backend's counters reach the shared statistics only at its next transaction end.
+    static func statistic(_ query: PostgresQuery, _ client: PostgresClient) async throws -> Int {
+        try await client.query("SELECT pg_stat_force_next_flush()")
+        try await client.query("SELECT 1")
+        return try await client.query(query)[0].decode(Int.self, at: 0)
+    }
+
     /// Those generic plans are made once, from the statistics of the moment: on a new, empty
     /// queue they would seq-scan `jobs` and keep doing so as it grows, until an ANALYZE. Made on
     /// an empty table, then used on 20,000 rows (autovacuum off, so nothing re-plans them), the
@@ -74,10 +82,7 @@ import Testing
                 }
             }
             func sequentialScans() async throws -> Int {
-                // This backend's counters reach the shared statistics at its next transaction end.
-                try await client.query("SELECT pg_stat_force_next_flush()")
-                try await client.query("SELECT 1")
-                return try await client.query("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'jobs'")[0].decode(Int.self, at: 0)
+                try await Self.statistic("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'jobs'", client)
             }
             for _ in 0..<6 { try await cycle() }  // plans made (the first ones while empty) and cached
             try await client.query("INSERT INTO jobs (kind, payload, state, finished_at) SELECT 'old', '{}', 'completed', now() FROM generate_series(1, 20000)")
@@ -103,9 +108,7 @@ import Testing
                 #expect(try await queue.finish(jobs.map { .init(id: $0.id, attempt: $0.attempt, outcome: .completed) }, worker: "w") == Set(jobs.map(\.id)))
             }
             func leaseIndexScans() async throws -> Int {
-                try await client.query("SELECT pg_stat_force_next_flush()")
-                try await client.query("SELECT 1")
-                return try await client.query("SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'jobs_running_lease'")[0].decode(Int.self, at: 0)
+                try await Self.statistic("SELECT idx_scan FROM pg_stat_user_indexes WHERE indexrelname = 'jobs_running_lease'", client)
             }
             try await client.query("ANALYZE jobs")
             for _ in 0..<6 { try await cycle() }  // generic plans made while (almost) nothing runs
