@@ -143,6 +143,8 @@ public struct JobQueue: Sendable {
     /// made on a new, empty `jobs` table it seq-scans, and went on seq-scanning the grown table
     /// (PostgreSQL's CPU per reply rose by about a fifth in `aisha bench bot`). Every row these
     /// statements touch is found by an index at any table size, so seq scans are simply ruled out.
+    static let indexPlans: PostgresQuery = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)"
+
     /// "This row is running", for statements that find their rows by id. Equivalent to `state =
     /// 'running'` (the table's CHECK ties a lease to that state), but it does not match the
     /// predicate of `jobs_running_lease`, so a plan cannot reach the rows through that index. One
@@ -150,8 +152,6 @@ public struct JobQueue: Sendable {
     /// acknowledgement of 50 jobs took 106 ms with 3,000 running instead of 1.4 ms, so under
     /// overload acknowledgements fell behind, the running jobs grew and each batch cost more.
     static let isRunning: PostgresQuery = "jobs.lease_expires_at IS NOT NULL"
-
-    static let indexPlans: PostgresQuery = "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)"
 
     /// Claims up to `limit` due jobs of `kinds`, honouring priority, run-at and serial keys, and
     /// leases them to `worker` for `lease`. A job is claimable only when no earlier job with its
@@ -271,8 +271,8 @@ public struct JobQueue: Sendable {
     /// A row another statement has locked (nearly always this worker's own acknowledgement of
     /// it) is not waited for: its committed state says whether it is still held, and the next
     /// beat, a third of a lease later, extends it. Waiting made heartbeats queue behind
-    /// acknowledgements for 1–20 s under overload, and a statement that waits keeps its snapshot,
-    /// so every claim meanwhile stepped over the dead index entries it kept from being pruned.
+    /// acknowledgements for 1–20 s under overload: long enough, past a lease, for the rescue to
+    /// hand a live job to another worker.
     public func extendLeases(_ held: [(id: Int64, attempt: Int)], worker: String, lease: Duration) async throws -> Set<Int64> {
         guard !held.isEmpty else { return [] }
         let rows = try await database.query("""
