@@ -35,6 +35,9 @@ let package = Package(
         // Swift owners of those C handles.
         .target(name: "Signing", dependencies: ["COpenSSL"], swiftSettings: swiftSettings),
         .target(name: "BlockingIO", swiftSettings: swiftSettings),
+        // The webhook server's HTTP/1.1 layer: epoll loops, no task hops on the hot path.
+        .systemLibrary(name: "CEpoll"),
+        .target(name: "HTTPServer", dependencies: ["CEpoll", .product(name: "Logging", package: "swift-log")], swiftSettings: swiftSettings),
         .target(
             name: "Postgres",
             dependencies: ["CLibpq", "BlockingIO", "Signing", .product(name: "Logging", package: "swift-log")],
@@ -91,8 +94,7 @@ let package = Package(
         .target(
             name: "WebhookServer",
             dependencies: [
-                "Postgres", "JobQueue", "FAL", "Telegram", "Signing",
-                .product(name: "Hummingbird", package: "hummingbird"),
+                "Postgres", "JobQueue", "FAL", "Telegram", "Signing", "HTTPServer",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -100,8 +102,7 @@ let package = Package(
         .executableTarget(
             name: "AishaServer",
             dependencies: [
-                "Postgres", "WebhookServer",
-                .product(name: "Hummingbird", package: "hummingbird"),
+                "Postgres", "WebhookServer", "HTTPServer",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -143,7 +144,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "Postgres", "BlockingIO", "WebhookServer",
+                "Postgres", "BlockingIO", "WebhookServer", "HTTPServer",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
             ],

@@ -1,5 +1,5 @@
 import Foundation
-import Hummingbird
+import HTTPServer
 import Logging
 import Postgres
 import WebhookServer
@@ -22,6 +22,6 @@ struct AishaServer {
         defer { database.shutdown() }
         let app = try WebhookApplication(configuration: configuration, database: database, logger: logger)
         logger.info("aisha-server starting", metadata: ["address": "\(configuration.host):\(configuration.port)", "database": "\(database.configuration.redactedDescription)"])
-        try await app.application().runService()
+        try await app.server().run()
     }
 }

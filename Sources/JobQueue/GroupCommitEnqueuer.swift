@@ -18,9 +18,12 @@ public final class GroupCommitEnqueuer: Sendable {
         case duplicate
     }
 
+    /// Called once with the job's fate, on the thread that wrote its batch.
+    public typealias Completion = @Sendable (Swift.Result<Result, any Error>) -> Void
+
     struct Pending: Sendable {
         var job: JobRequest
-        var continuation: CheckedContinuation<Result, any Error>
+        var completion: Completion
     }
 
     struct State: Sendable {
@@ -47,15 +50,19 @@ public final class GroupCommitEnqueuer: Sendable {
     /// Stores `job` and returns once it is committed.
     /// - Throws: the database's error when the batch could not be written; nothing was stored.
     public func enqueue(_ job: JobRequest) async throws -> Result {
-        try await withCheckedThrowingContinuation { continuation in
-            let lead = state.withLock { state -> Bool in
-                state.pending.append(Pending(job: job, continuation: continuation))
-                guard state.inFlight < maxInFlight else { return false }
-                state.inFlight += 1
-                return true
-            }
-            if lead { Task { await self.drain() } }
+        try await withCheckedThrowingContinuation { continuation in enqueue(job) { continuation.resume(with: $0) } }
+    }
+
+    /// Stores `job` and calls `completion` once it is committed (or failed). Returns at once:
+    /// this is the form for callers that must not wait, like an event-loop thread.
+    public func enqueue(_ job: JobRequest, completion: @escaping Completion) {
+        let lead = state.withLock { state -> Bool in
+            state.pending.append(Pending(job: job, completion: completion))
+            guard state.inFlight < maxInFlight else { return false }
+            state.inFlight += 1
+            return true
         }
+        if lead { Task { await self.drain() } }
     }
 
     /// Batches and jobs written so far (jobs per batch is the group-commit factor).
@@ -79,13 +86,13 @@ public final class GroupCommitEnqueuer: Sendable {
             let ids = try await queue.enqueue(batch.map { $0.job })
             batches.add(1, ordering: .relaxed)
             jobs.add(batch.count, ordering: .relaxed)
-            for (pending, id) in zip(batch, ids) { pending.continuation.resume(returning: id == nil ? .duplicate : .enqueued) }
+            for (pending, id) in zip(batch, ids) { pending.completion(.success(id == nil ? .duplicate : .enqueued)) }
         } catch let error as PostgresError where batch.count > 1 && error.sqlState?.hasPrefix("22") == true {
             // A data error (say, a payload PostgreSQL cannot store) belongs to one job: write
             // them one by one so only that job fails and the others are not punished for it.
             for pending in batch { await write([pending]) }
         } catch {
-            for pending in batch { pending.continuation.resume(throwing: error) }
+            for pending in batch { pending.completion(.failure(error)) }
         }
     }
 }

@@ -1,5 +1,5 @@
-import Hummingbird
 import Logging
+import HTTPServer
 import Postgres
 public import WebhookServer
 
@@ -20,8 +20,15 @@ public enum InProcessServer {
         let database = PostgresClient(configuration: try WebhookApplication.databaseConfiguration(configuration), logger: logger)
         defer { database.shutdown() }
         let app = try WebhookApplication(configuration: configuration, database: database, logger: logger)
-        return try await LoopbackHTTPServer.serve({ running in app.application(onServerRunning: running) }) { port in
-            try await body("http://127.0.0.1:\(port)", app)
+        let server = app.server()
+        let port = try server.start()
+        do {
+            let result = try await body("http://127.0.0.1:\(port)", app)
+            await server.shutdown()
+            return result
+        } catch {
+            await server.shutdown()
+            throw error
         }
     }
 }

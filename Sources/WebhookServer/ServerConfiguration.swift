@@ -4,6 +4,8 @@ import Foundation
 public struct ServerConfiguration: Sendable {
     public var host: String
     public var port: Int
+    /// HTTP event-loop threads (one serves a small machine; see docs/configuration.md).
+    public var httpThreads: Int
     public var databaseURL: String
     public var migrationsDirectory: String
     public var databasePoolSize: Int
@@ -22,13 +24,14 @@ public struct ServerConfiguration: Sendable {
     public var falBodyLimit: Int
 
     public init(
-        host: String = "127.0.0.1", port: Int = 8080, databaseURL: String, migrationsDirectory: String = "Migrations", databasePoolSize: Int = 10,
+        host: String = "127.0.0.1", port: Int = 8080, httpThreads: Int = 1, databaseURL: String, migrationsDirectory: String = "Migrations", databasePoolSize: Int = 10,
         telegramWebhookSecret: String, falJWKSURL: String = "https://rest.fal.ai/.well-known/jwks.json", falUserID: String? = nil,
         falJWKSRefetchSeconds: Double = 60, telegramBodyLimit: Int = 1 << 20, falBodyLimit: Int = 1 << 20
     ) {
         self.falJWKSRefetchSeconds = falJWKSRefetchSeconds
         self.host = host
         self.port = port
+        self.httpThreads = httpThreads
         self.databaseURL = databaseURL
         self.migrationsDirectory = migrationsDirectory
         self.databasePoolSize = databasePoolSize
@@ -55,7 +58,7 @@ public struct ServerConfiguration: Sendable {
             throw ConfigurationError("AISHA_HTTP_PORT must be a port number")
         }
         self.init(
-            host: environment["AISHA_HTTP_HOST"] ?? "127.0.0.1", port: port, databaseURL: url,
+            host: environment["AISHA_HTTP_HOST"] ?? "127.0.0.1", port: port, httpThreads: try positive("AISHA_HTTP_THREADS", 1), databaseURL: url,
             migrationsDirectory: environment["AISHA_MIGRATIONS_DIR"] ?? "Migrations", databasePoolSize: try positive("AISHA_DB_POOL_SIZE", 10),
             telegramWebhookSecret: secret, falJWKSURL: environment["AISHA_FAL_JWKS_URL"] ?? "https://rest.fal.ai/.well-known/jwks.json",
             falUserID: environment["AISHA_FAL_USER_ID"].flatMap { $0.isEmpty ? nil : $0 },

@@ -1,6 +1,6 @@
 public import FAL
 import Foundation
-public import Hummingbird
+public import HTTPServer
 import JobQueue
 public import Logging
 public import Postgres
@@ -9,7 +9,7 @@ public import Postgres
 /// metrics. A webhook is answered 200 only after its job is committed (group commit shares
 /// the commits of concurrent requests); a database outage turns into a quick 503, which
 /// Telegram and FAL both retry.
-public struct WebhookApplication: Sendable {
+public struct WebhookApplication: HTTPResponder {
     public let configuration: ServerConfiguration
     public let database: PostgresClient
     public let verifier: FALWebhookVerifier
@@ -36,135 +36,131 @@ public struct WebhookApplication: Sendable {
         )
     }
 
-    /// The application, listening where the configuration says.
-    public func application(onServerRunning: (@Sendable (Int) async -> Void)? = nil) -> some ApplicationProtocol {
-        Application(
-            router: router(),
-            configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "aisha-server"),
-            onServerRunning: { channel in await onServerRunning?(channel.localAddress?.port ?? 0) },
-            logger: logger
-        )
+    /// The HTTP server for this application, listening where the configuration says.
+    public func server() -> HTTPServer {
+        HTTPServer(configuration: .init(host: configuration.host, port: configuration.port, threads: configuration.httpThreads), responder: self, logger: logger)
     }
 
-    static let routes: Set<String> = ["/telegram/webhook", "/fal/webhook", "/healthz", "/readyz", "/metrics"]
+    /// Each route and its one method.
+    static let routes: [String: String] = ["/telegram/webhook": "POST", "/fal/webhook": "POST", "/healthz": "GET", "/readyz": "GET", "/metrics": "GET"]
 
-    func router() -> Router<BasicRequestContext> {
-        let router = Router()
-        router.add(middleware: MetricsMiddleware(metrics: metrics))
-        router.post("telegram/webhook") { request, _ in try await self.telegramWebhook(request) }
-        router.post("fal/webhook") { request, _ in try await self.falWebhook(request) }
-        router.get("healthz") { _, _ in "ok\n" }
-        router.get("readyz") { _, _ in await self.readiness() }
-        router.get("metrics") { _, _ in await self.metricsPage() }
-        return router
+    public func bodyLimit(method: String, path: String) -> Int {
+        switch path {
+        case "/telegram/webhook": configuration.telegramBodyLimit
+        case "/fal/webhook": configuration.falBodyLimit
+        default: 0
+        }
+    }
+
+    /// Routes a request and records its route, status and duration. The Telegram webhook, the
+    /// hot path, runs on the event loop up to its group commit; the rare routes run as tasks.
+    public func respond(to request: HTTPRequest, _ respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        let started = ContinuousClock.now
+        let route = Self.routes[request.path] == nil ? "other" : request.path
+        let answer: @Sendable (HTTPResponse) -> Void = { [metrics] response in
+            let elapsed = ContinuousClock.now - started
+            metrics.record(route: route, status: response.status, seconds: Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+            respond(response)
+        }
+        guard let method = Self.routes[request.path] else { return answer(.text(404, "not found\n")) }
+        guard request.method == method else { return answer(.text(405, "method not allowed\n", headers: [("Allow", method)])) }
+        switch request.path {
+        case "/telegram/webhook": telegramWebhook(request, answer)
+        case "/fal/webhook": Task { answer(await falWebhook(request)) }
+        case "/healthz": answer(.text(200, "ok\n"))
+        case "/readyz": Task { answer(await readiness()) }
+        default: Task { answer(await metricsPage()) }
+        }
     }
 
     // MARK: - Webhooks
 
-    static func text(_ status: HTTPResponse.Status, _ body: String = "", headers: HTTPFields = [:]) -> Response {
-        var fields = headers
-        fields[.contentType] = "text/plain; charset=utf-8"
-        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: body)))
-    }
-
-    static func header(_ request: Request, _ name: String) -> String? {
-        let lowered = name.lowercased()
-        return request.headers.first { $0.name.canonicalName == lowered }?.value
-    }
-
-    /// Reads the body, refusing one over `limit` (413) before or while it arrives.
-    static func body(_ request: Request, limit: Int) async throws -> [UInt8] {
-        if let length = request.headers[.contentLength].flatMap({ Int($0) }), length > limit { throw HTTPError(.contentTooLarge) }
-        var request = request
-        return Array(try await request.collectBody(upTo: limit).readableBytesView)
-    }
-
-    func telegramWebhook(_ request: Request) async throws -> Response {
+    func telegramWebhook(_ request: HTTPRequest, _ respond: @escaping @Sendable (HTTPResponse) -> Void) {
         let kind = WebhookIngest.telegramKind
-        guard WebhookIngest.telegramSecretMatches(Self.header(request, "X-Telegram-Bot-Api-Secret-Token"), secret: configuration.telegramWebhookSecret) else {
+        guard WebhookIngest.telegramSecretMatches(request.header("x-telegram-bot-api-secret-token"), secret: configuration.telegramWebhookSecret) else {
             metrics.ingested(kind: kind, result: "refused")
             logger.notice("telegram webhook refused: missing or wrong secret token")
-            return Self.text(.unauthorized, "unauthorized\n")
+            return respond(.text(401, "unauthorized\n"))
         }
-        let body = try await Self.body(request, limit: configuration.telegramBodyLimit)
         let job: JobRequest
         do {
-            job = try WebhookIngest.telegramJob(body: body)
+            job = try WebhookIngest.telegramJob(body: request.body)
         } catch {
             metrics.ingested(kind: kind, result: "refused")
-            return Self.text(.badRequest, error.reason + "\n")
+            return respond(.text(400, error.reason + "\n"))
         }
-        return await store(job)
+        store(job, respond)
     }
 
-    func falWebhook(_ request: Request) async throws -> Response {
+    func falWebhook(_ request: HTTPRequest) async -> HTTPResponse {
         let kind = WebhookIngest.falKind
         let headers: FALWebhookSignature.Headers
         do {
-            headers = try FALWebhookSignature.Headers { Self.header(request, $0) }
+            headers = try FALWebhookSignature.Headers { request.header($0) }
         } catch {
             metrics.ingested(kind: kind, result: "refused")
-            return Self.text(.unauthorized, "\(error)\n")
+            return .text(401, "\(error)\n")
         }
         if let pinned = configuration.falUserID, headers.userID != pinned {
             metrics.ingested(kind: kind, result: "refused")
-            return Self.text(.unauthorized, "webhook for another fal user\n")
+            return .text(401, "webhook for another fal user\n")
         }
-        let body = try await Self.body(request, limit: configuration.falBodyLimit)
         do {
-            try await verifier.verify(headers, body: body)
+            try await verifier.verify(headers, body: request.body)
         } catch .keysUnavailable(let reason) {
             // Fail closed, but say it is our side: FAL retries non-2xx deliveries.
             metrics.ingested(kind: kind, result: "unavailable")
             logger.error("FAL signing keys unavailable", metadata: ["reason": "\(reason)"])
-            return Self.text(.serviceUnavailable, "signing keys unavailable\n", headers: [.retryAfter: "5"])
+            return .text(503, "signing keys unavailable\n", headers: [("Retry-After", "5")])
         } catch {
             metrics.ingested(kind: kind, result: "refused")
             logger.notice("FAL webhook refused", metadata: ["reason": "\(error)", "fal.request_id": "\(headers.requestID)"])
-            return Self.text(.unauthorized, "\(error)\n")
+            return .text(401, "\(error)\n")
         }
         let job: JobRequest
         do {
-            job = try WebhookIngest.falJob(body: body, headerRequestID: headers.requestID, ref: request.uri.queryParameters.get("ref").map { String($0) })
+            job = try WebhookIngest.falJob(body: request.body, headerRequestID: headers.requestID, ref: request.queryParameter("ref"))
         } catch {
             metrics.ingested(kind: kind, result: "refused")
-            return Self.text(error.status == 401 ? .unauthorized : .badRequest, error.reason + "\n")
+            return .text(error.status, error.reason + "\n")
         }
-        return await store(job)
+        return await withCheckedContinuation { continuation in store(job) { continuation.resume(returning: $0) } }
     }
 
     /// Commits the job (sharing the commit with concurrent requests), then answers 200.
-    func store(_ job: JobRequest) async -> Response {
-        do {
-            let result = try await enqueuer.enqueue(job)
-            metrics.ingested(kind: job.kind, result: result == .enqueued ? "enqueued" : "duplicate")
-            logger.debug("webhook stored", metadata: ["job.kind": "\(job.kind)", "job.unique_key": "\(job.uniqueKey ?? "")", "result": "\(result)"])
-            return Self.text(.ok)
-        } catch let error as PostgresError where error.sqlState?.hasPrefix("22") == true {
-            // The one payload PostgreSQL cannot store (for instance a \u0000 in jsonb).
-            metrics.ingested(kind: job.kind, result: "refused")
-            return Self.text(.badRequest, "payload cannot be stored\n")
-        } catch {
-            metrics.ingested(kind: job.kind, result: "unavailable")
-            logger.error("webhook not stored: database unavailable", metadata: ["job.kind": "\(job.kind)", "db.error": "\(error)"])
-            return Self.text(.serviceUnavailable, "temporarily unavailable\n", headers: [.retryAfter: "1"])
+    func store(_ job: JobRequest, _ respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        enqueuer.enqueue(job) { [metrics, logger] outcome in
+            switch outcome {
+            case .success(let result):
+                metrics.ingested(kind: job.kind, result: result == .enqueued ? "enqueued" : "duplicate")
+                logger.debug("webhook stored", metadata: ["job.kind": "\(job.kind)", "job.unique_key": "\(job.uniqueKey ?? "")", "result": "\(result)"])
+                respond(.text(200))
+            case .failure(let error as PostgresError) where error.sqlState?.hasPrefix("22") == true:
+                // The one payload PostgreSQL cannot store (for instance a \u0000 in jsonb).
+                metrics.ingested(kind: job.kind, result: "refused")
+                respond(.text(400, "payload cannot be stored\n"))
+            case .failure(let error):
+                metrics.ingested(kind: job.kind, result: "unavailable")
+                logger.error("webhook not stored: database unavailable", metadata: ["job.kind": "\(job.kind)", "db.error": "\(error)"])
+                respond(.text(503, "temporarily unavailable\n", headers: [("Retry-After", "1")]))
+            }
         }
     }
 
     // MARK: - Health and metrics
 
-    func readiness() async -> Response {
+    func readiness() async -> HTTPResponse {
         do {
             let pending = try await Migrator(client: database, logger: logger).pending(migrations)
-            guard pending.isEmpty else { return Self.text(.serviceUnavailable, "pending migrations: \(pending.count)\n") }
-            return Self.text(.ok, "ready\n")
+            guard pending.isEmpty else { return .text(503, "pending migrations: \(pending.count)\n") }
+            return .text(200, "ready\n")
         } catch {
             logger.warning("readiness check failed", metadata: ["db.error": "\(error)"])
-            return Self.text(.serviceUnavailable, "database unavailable\n")
+            return .text(503, "database unavailable\n")
         }
     }
 
-    func metricsPage() async -> Response {
+    func metricsPage() async -> HTTPResponse {
         let pool = database.statistics
         let commits = enqueuer.counters
         var gauges: [(name: String, help: String, samples: [(labels: String, value: Double)])] = [
@@ -183,31 +179,6 @@ public struct WebhookApplication: Sendable {
         } catch {
             gauges.append(("aisha_database_up", "1 when the database answered this scrape.", [("", 0)]))
         }
-        return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: metrics.render(gauges: gauges))))
-    }
-}
-
-/// Records every request's route (a fixed template, never the raw path), status and duration.
-struct MetricsMiddleware<Context: RequestContext>: RouterMiddleware {
-    let metrics: ServerMetrics
-
-    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        let started = ContinuousClock.now
-        let route = WebhookApplication.routes.contains(request.uri.path) ? request.uri.path : "other"
-        func seconds() -> Double {
-            let elapsed = ContinuousClock.now - started
-            return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        }
-        do {
-            let response = try await next(request, context)
-            metrics.record(route: route, status: response.status.code, seconds: seconds())
-            return response
-        } catch let error as any HTTPResponseError {
-            metrics.record(route: route, status: error.status.code, seconds: seconds())
-            throw error
-        } catch {
-            metrics.record(route: route, status: 500, seconds: seconds())
-            throw error
-        }
+        return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: Array(metrics.render(gauges: gauges).utf8))
     }
 }
