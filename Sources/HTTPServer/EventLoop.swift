@@ -201,11 +201,13 @@ final class EventLoop: @unchecked Sendable {
                 switch outcome {
                 case .incomplete: return
                 case .refuse(let status, let reason):
+                    responder.refused(status: status, path: nil)
                     refuse(connection, status: status, reason: reason)
                     return
                 case .head(let head):
                     connection.consumed += head.length
                     if head.contentLength > responder.bodyLimit(method: head.method, path: head.path) {
+                        responder.refused(status: 413, path: head.path)
                         refuse(connection, status: 413, reason: "request body too large")
                         return
                     }
@@ -309,6 +311,7 @@ final class EventLoop: @unchecked Sendable {
         }
         for connection in Array(connections.values) where !connection.awaiting && connection.output.isEmpty {
             if let started = connection.requestStarted, now - started > limits.requestTimeout {
+                responder.refused(status: 408, path: connection.head?.path)
                 refuse(connection, status: 408, reason: "request took too long to arrive")
             } else if connection.requestStarted == nil && now - connection.lastActivity > limits.idleTimeout {
                 closeConnection(connection)

@@ -104,18 +104,22 @@ enum HTTPHeadParser {
         }
     }
 
+    /// The request line's parts; `version` is the minor version of HTTP/1, or -1 for another major.
     static func parseRequestLine(_ line: Range<Int>, _ bytes: UnsafeBufferPointer<UInt8>) -> (method: String, path: String, query: Substring?, version: Int)? {
         let parts = bytes[line].split(separator: 0x20, omittingEmptySubsequences: false)
         guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy(isTokenByte), parts[1].first == UInt8(ascii: "/") else { return nil }
+        // HTTP-version = "HTTP/" DIGIT "." DIGIT; the caller refuses majors other than 1.
         let version = Array(parts[2])
-        guard version.count == 8, version.starts(with: Array("HTTP/1.".utf8)), let minor = HTTPRequest.hexValue(version[7]), minor <= 9 else { return nil }
+        guard version.count == 8, version.starts(with: Array("HTTP/".utf8)), version[6] == UInt8(ascii: "."),
+              let major = HTTPRequest.hexValue(version[5]), major <= 9, let minor = HTTPRequest.hexValue(version[7]), minor <= 9
+        else { return nil }
         guard parts[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
         let target = String(decoding: parts[1], as: UTF8.self)
         let method = String(decoding: parts[0], as: UTF8.self)
         if let mark = target.firstIndex(of: "?") {
-            return (method, String(target[..<mark]), target[target.index(after: mark)...], Int(minor))
+            return (method, String(target[..<mark]), target[target.index(after: mark)...], major == 1 ? Int(minor) : -1)
         }
-        return (method, target, nil, Int(minor))
+        return (method, target, nil, major == 1 ? Int(minor) : -1)
     }
 
     static func parseField(_ line: Range<Int>, _ bytes: UnsafeBufferPointer<UInt8>) -> Field? {

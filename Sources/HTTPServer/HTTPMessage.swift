@@ -121,4 +121,12 @@ public protocol HTTPResponder: Sendable {
 
     /// Handles `request`. `respond` must be called exactly once, from any thread.
     func respond(to request: HTTPRequest, _ respond: @escaping @Sendable (HTTPResponse) -> Void)
+
+    /// Told about a request the server answered itself (413, 400 for a malformed head, …);
+    /// `path` is nil when the head could not be read.
+    func refused(status: Int, path: String?)
+}
+
+extension HTTPResponder {
+    public func refused(status: Int, path: String?) {}
 }

@@ -73,6 +73,10 @@ public struct WebhookApplication: HTTPResponder {
         }
     }
 
+    public func refused(status: Int, path: String?) {
+        metrics.record(route: path.flatMap { Self.routes[$0] == nil ? nil : $0 } ?? "other", status: status, seconds: 0)
+    }
+
     // MARK: - Webhooks
 
     func telegramWebhook(_ request: HTTPRequest, _ respond: @escaping @Sendable (HTTPResponse) -> Void) {

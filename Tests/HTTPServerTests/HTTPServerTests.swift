@@ -1,0 +1,196 @@
+import Foundation
+import Glibc
+@testable import HTTPServer
+import Logging
+import Synchronization
+import Testing
+
+/// An application for the tests: `/echo` answers at once with what it received, `/slow` after
+/// 300 ms from another thread, `/small` takes at most 16 bytes of body.
+final class EchoResponder: HTTPResponder {
+    let seen = Mutex<[String]>([])
+    let refusals = Mutex<[Int]>([])
+
+    func bodyLimit(method: String, path: String) -> Int { path == "/small" ? 16 : 1 << 20 }
+
+    func respond(to request: HTTPRequest, _ respond: @escaping @Sendable (HTTPResponse) -> Void) {
+        let text = "\(request.method) \(request.path) \(request.body.count) \(request.queryParameter("q") ?? "-")"
+        seen.withLock { $0.append(text) }
+        if request.path == "/slow" {
+            Task {
+                try? await Task.sleep(for: .milliseconds(300))
+                respond(.text(200, text))
+            }
+        } else {
+            respond(.text(200, text))
+        }
+    }
+
+    func refused(status: Int, path: String?) { refusals.withLock { $0.append(status) } }
+}
+
+/// A raw TCP client, to send exactly the bytes a test needs (pipelining, partial heads).
+final class RawClient {
+    let fd: Int32
+
+    init(port: Int) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let status = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard status == 0 else { throw POSIXError(.ECONNREFUSED) }
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String) {
+        let bytes = Array(text.utf8)
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+    }
+
+    /// Everything received until `done` says so, the peer closes, or 5 s pass. It polls and
+    /// sleeps instead of blocking, so the cooperative threads stay free for the server's tasks.
+    func receive(until done: (String) -> Bool = { _ in false }) async -> (text: String, closed: Bool) {
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !done(String(decoding: received, as: UTF8.self)) && ContinuousClock.now < deadline {
+            var ready = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            guard poll(&ready, 1, 0) == 1 else {
+                try? await Task.sleep(for: .milliseconds(5))
+                continue
+            }
+            let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count <= 0 { return (String(decoding: received, as: UTF8.self), true) }
+            received += buffer[0..<count]
+        }
+        return (String(decoding: received, as: UTF8.self), false)
+    }
+}
+
+extension String {
+    func occurrences(of part: String) -> Int { components(separatedBy: part).count - 1 }
+}
+
+@Suite struct HTTPServerTests {
+    func withServer<T>(requestTimeout: Duration = .seconds(30), _ body: (Int, EchoResponder, HTTPServer) async throws -> T) async throws -> T {
+        let responder = EchoResponder()
+        var logger = Logger(label: "test.http")
+        logger.logLevel = .critical
+        let server = HTTPServer(configuration: .init(host: "127.0.0.1", port: 0, threads: 2, requestTimeout: requestTimeout), responder: responder, logger: logger)
+        let port = try server.start()
+        do {
+            let result = try await body(port, responder, server)
+            await server.shutdown()
+            return result
+        } catch {
+            await server.shutdown()
+            throw error
+        }
+    }
+
+    @Test func pipelinedRequestsAreAnsweredInOrder() async throws {
+        try await withServer { port, _, _ in
+            let client = try RawClient(port: port)
+            // The slow answer is ready 300 ms after the fast one: it must still go first.
+            client.send("POST /slow?q=1 HTTP/1.1\r\nContent-Length: 3\r\n\r\nabcGET /echo?q=2 HTTP/1.1\r\n\r\nPOST /echo?q=3 HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+            let (text, closed) = await client.receive { $0.occurrences(of: "HTTP/1.1 200 OK") == 3 && $0.hasSuffix("- ") == false && $0.hasSuffix("3") }
+            #expect(!closed)
+            let bodies = text.components(separatedBy: "\r\n\r\n").dropFirst().map { $0.components(separatedBy: "HTTP/1.1").first ?? "" }
+            #expect(bodies == ["POST /slow 3 1", "GET /echo 0 2", "POST /echo 0 3"], "received: \(text.debugDescription)")
+            #expect(text.contains("Content-Length: 14\r\n") && text.contains("Date: "))
+        }
+    }
+
+    @Test func connectionCloseAndHTTP10AreHonoured() async throws {
+        try await withServer { port, _, _ in
+            let client = try RawClient(port: port)
+            client.send("GET /echo HTTP/1.1\r\nConnection: close\r\n\r\n")
+            let first = await client.receive()
+            #expect(first.closed && first.text.contains("Connection: close\r\n") && first.text.hasSuffix("GET /echo 0 -"))
+            let old = try RawClient(port: port)
+            old.send("GET /echo HTTP/1.0\r\n\r\n")
+            #expect(await old.receive().closed)
+            // A keep-alive connection serves many requests.
+            let reused = try RawClient(port: port)
+            for index in 0..<5 {
+                reused.send("GET /echo?q=\(index) HTTP/1.1\r\n\r\n")
+                #expect(await reused.receive { $0.hasSuffix("GET /echo 0 \(index)") }.closed == false)
+            }
+        }
+    }
+
+    @Test func tooLargeBodiesAreRefusedBeforeTheyAreRead() async throws {
+        try await withServer { port, responder, _ in
+            let client = try RawClient(port: port)
+            client.send("POST /small HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 17\r\n\r\n")
+            let refused = await client.receive()
+            #expect(refused.text.hasPrefix("HTTP/1.1 413 ") && !refused.text.contains("100 Continue") && refused.closed)
+            // Within the limit, the interim answer invites the body.
+            let accepted = try RawClient(port: port)
+            accepted.send("POST /small HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 16\r\n\r\n")
+            #expect(await accepted.receive { $0.hasSuffix("\r\n\r\n") }.text == "HTTP/1.1 100 Continue\r\n\r\n")
+            accepted.send("0123456789abcdef")
+            #expect(await accepted.receive { $0.hasSuffix("POST /small 16 -") }.text.contains("HTTP/1.1 200 OK"))
+            #expect(responder.seen.withLock { $0 } == ["POST /small 16 -"], "the refused request never reached the application")
+            #expect(responder.refusals.withLock { $0 } == [413])
+        }
+    }
+
+    @Test func malformedHeadsGetAnErrorAndTheConnectionCloses() async throws {
+        try await withServer { port, responder, _ in
+            let client = try RawClient(port: port)
+            client.send("POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+            let answer = await client.receive()
+            #expect(answer.text.hasPrefix("HTTP/1.1 411 ") && answer.closed)
+            let garbage = try RawClient(port: port)
+            garbage.send("\u{16}\u{03}\u{01}\u{02}\u{00}\r\n\r\n")
+            #expect(await garbage.receive().text.hasPrefix("HTTP/1.1 400 "))
+            #expect(responder.seen.withLock { $0 }.isEmpty && responder.refusals.withLock { $0 } == [411, 400])
+        }
+    }
+
+    @Test func aRequestThatTrickles() async throws {
+        try await withServer(requestTimeout: .seconds(1)) { port, _, _ in
+            let client = try RawClient(port: port)
+            client.send("POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nab")
+            let started = ContinuousClock.now
+            let answer = await client.receive()
+            #expect(answer.text.hasPrefix("HTTP/1.1 408 ") && answer.closed)
+            #expect(ContinuousClock.now - started < .seconds(4), "closed by the next sweeps after the 1 s limit")
+        }
+    }
+
+    @Test func aRequestSentWithTheEndOfInputIsStillServed() async throws {
+        try await withServer { port, responder, _ in
+            let client = try RawClient(port: port)
+            client.send("POST /slow HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi")
+            shutdown(client.fd, Int32(SHUT_WR))
+            let answer = await client.receive()
+            #expect(answer.text.hasSuffix("POST /slow 2 -") && answer.text.contains("Connection: close") && answer.closed)
+            #expect(responder.seen.withLock { $0 } == ["POST /slow 2 -"])
+        }
+    }
+
+    @Test func shutdownFinishesRequestsInFlightAndStopsAccepting() async throws {
+        let responder = EchoResponder()
+        var logger = Logger(label: "test.http")
+        logger.logLevel = .critical
+        let server = HTTPServer(configuration: .init(host: "127.0.0.1", port: 0), responder: responder, logger: logger)
+        let port = try server.start()
+        let busy = try RawClient(port: port), idle = try RawClient(port: port)
+        idle.send("GET /echo HTTP/1.1\r\n\r\n")
+        _ = await idle.receive { $0.hasSuffix("GET /echo 0 -") }
+        busy.send("POST /slow HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+        try await Task.sleep(for: .milliseconds(50))
+        let started = ContinuousClock.now
+        await server.shutdown(grace: .seconds(5))
+        #expect(ContinuousClock.now - started >= .milliseconds(150), "shutdown waited for the slow answer")
+        let answer = await busy.receive()
+        #expect(answer.text.hasPrefix("HTTP/1.1 200 OK") && answer.text.contains("Connection: close") && answer.closed)
+        #expect(await idle.receive().closed, "an idle keep-alive connection is closed")
+        #expect(throws: (any Error).self) { try RawClient(port: port) }
+    }
+}
