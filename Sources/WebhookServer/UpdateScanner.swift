@@ -16,40 +16,67 @@ struct UpdateScanner {
     static func scan(_ bytes: [UInt8]) -> Result? {
         var scanner = UpdateScanner(bytes: bytes)
         guard scanner.skipWhitespace(), scanner.peek == UInt8(ascii: "{") else { return nil }
-        guard scanner.value(path: []), scanner.skipWhitespace() || scanner.index == bytes.count, scanner.index == bytes.count else { return nil }
+        guard scanner.value(at: .root), scanner.skipWhitespace() || scanner.index == bytes.count, scanner.index == bytes.count else { return nil }
         return Result(updateID: scanner.updateID, serialKey: scanner.serialKey)
+    }
+
+    /// The kinds `Update` models, in the order it decides between them.
+    private static let kinds = ["message", "edited_message", "callback_query", "my_chat_member", "pre_checkout_query"].map { Array($0.utf8) }
+    private static let callbackQuery = 2, preCheckoutQuery = 4
+
+    /// Where a value sits, as far as ingest cares: the few paths it reads, or `ignored`. Keys are
+    /// matched as bytes on the way down, so no key becomes a String.
+    private enum Node: Equatable {
+        case root, ignored, updateID
+        case kind(Int), chat(Int), from(Int), chatID(Int), fromID(Int)
+        /// `callback_query.message`, its chat, and that chat's id.
+        case callbackMessage, callbackMessageChat, callbackMessageChatID
     }
 
     private let bytes: [UInt8]
     private var index = 0
     private var depth = 0
     private var updateID: Int64?
-    private var topLevelKeys: [String] = []
-    private var numbers: [String: Int64] = [:]  // "message.chat.id" → …
+    private var kindsPresent = 0  // a bit per entry of `kinds`
+    private var chatIDs: [Int64?] = Array(repeating: nil, count: 5)
+    private var fromIDs: [Int64?] = Array(repeating: nil, count: 5)
+    private var callbackMessageChatID: Int64?
 
     private init(bytes: [UInt8]) { self.bytes = bytes }
 
     private var peek: UInt8? { index < bytes.count ? bytes[index] : nil }
 
-    /// The kinds `Update` models, and where each finds its chat (first) and user (second).
-    private static let paths: [String: (chat: String?, user: String?)] = [
-        "message": ("message.chat.id", "message.from.id"),
-        "edited_message": ("edited_message.chat.id", "edited_message.from.id"),
-        "callback_query": ("callback_query.message.chat.id", "callback_query.from.id"),
-        "my_chat_member": ("my_chat_member.chat.id", "my_chat_member.from.id"),
-        "pre_checkout_query": (nil, "pre_checkout_query.from.id"),
-    ]
-
-    /// The kind as `Update` decides it: the modelled kinds in its order, else none.
-    private var kind: String? {
-        ["message", "edited_message", "callback_query", "my_chat_member", "pre_checkout_query"].first { topLevelKeys.contains($0) }
+    /// The chat of a message, edited message, callback query's message or `my_chat_member`;
+    /// else the user of a callback or pre-checkout query; none for kinds `Update` does not model.
+    private var serialKey: String? {
+        guard let kind = (0..<Self.kinds.count).first(where: { kindsPresent & (1 << $0) != 0 }) else { return nil }
+        let chat = kind == Self.callbackQuery ? callbackMessageChatID : kind == Self.preCheckoutQuery ? nil : chatIDs[kind]
+        if let chat { return "tg:chat:\(chat)" }
+        if let user = fromIDs[kind] { return "tg:user:\(user)" }
+        return nil
     }
 
-    private var serialKey: String? {
-        guard let kind, let paths = Self.paths[kind] else { return nil }
-        if let path = paths.chat, let chat = numbers[path] { return "tg:chat:\(chat)" }
-        if let path = paths.user, let user = numbers[path] { return "tg:user:\(user)" }
-        return nil
+    /// The node a key leads to from `node`; `key` is the key's bytes, or nil when it held escapes.
+    private mutating func child(of node: Node, key: Range<Int>?) -> Node {
+        guard node != .ignored, let key else { return .ignored }
+        let name = bytes[key]
+        func named(_ text: StaticString) -> Bool { text.withUTF8Buffer { name.elementsEqual($0) } }
+        switch node {
+        case .root:
+            if named("update_id") { return .updateID }
+            guard let kind = Self.kinds.firstIndex(where: { name.elementsEqual($0) }) else { return .ignored }
+            kindsPresent |= 1 << kind
+            return .kind(kind)
+        case .kind(let kind):
+            if named("chat") { return .chat(kind) }
+            if named("from") { return .from(kind) }
+            return kind == Self.callbackQuery && named("message") ? .callbackMessage : .ignored
+        case .chat(let kind): return named("id") ? .chatID(kind) : .ignored
+        case .from(let kind): return named("id") ? .fromID(kind) : .ignored
+        case .callbackMessage: return named("chat") ? .callbackMessageChat : .ignored
+        case .callbackMessageChat: return named("id") ? .callbackMessageChatID : .ignored
+        default: return .ignored
+        }
     }
 
     @discardableResult
@@ -58,22 +85,22 @@ struct UpdateScanner {
         return index < bytes.count
     }
 
-    /// Parses one value; `path` names it (object keys only) when it may matter.
-    private mutating func value(path: [String]) -> Bool {
+    /// Parses one value found at `node`.
+    private mutating func value(at node: Node) -> Bool {
         skipWhitespace()
         guard let byte = peek else { return false }
         switch byte {
-        case UInt8(ascii: "{"): return object(path: path)
+        case UInt8(ascii: "{"): return object(at: node)
         case UInt8(ascii: "["): return array()
-        case UInt8(ascii: "\""): return string(capture: false) != nil
+        case UInt8(ascii: "\""): return string() != nil
         case UInt8(ascii: "t"): return literal("true")
         case UInt8(ascii: "f"): return literal("false")
         case UInt8(ascii: "n"): return literal("null")
-        default: return number(path: path)
+        default: return number(at: node)
         }
     }
 
-    private mutating func object(path: [String]) -> Bool {
+    private mutating func object(at node: Node) -> Bool {
         depth += 1
         guard depth <= 64 else { return false }
         index += 1  // {
@@ -81,14 +108,11 @@ struct UpdateScanner {
         if peek == UInt8(ascii: "}") { index += 1; depth -= 1; return true }
         while true {
             skipWhitespace()
-            guard peek == UInt8(ascii: "\""), let key = string(capture: path.count < 4) else { return false }
+            guard peek == UInt8(ascii: "\""), let key = string() else { return false }
             skipWhitespace()
             guard peek == UInt8(ascii: ":") else { return false }
             index += 1
-            // Only the first four levels can hold what we look for; deeper keys are not kept.
-            let childPath = path.count < 4 && !path.contains("") ? path + [key] : path + [""]
-            if path.isEmpty, key != "update_id" { topLevelKeys.append(key) }
-            guard value(path: childPath) else { return false }
+            guard value(at: child(of: node, key: key.escaped ? nil : key.range)) else { return false }
             skipWhitespace()
             guard let next = peek else { return false }
             index += 1
@@ -104,7 +128,7 @@ struct UpdateScanner {
         skipWhitespace()
         if peek == UInt8(ascii: "]") { index += 1; depth -= 1; return true }
         while true {
-            guard value(path: [""]) else { return false }
+            guard value(at: .ignored) else { return false }
             skipWhitespace()
             guard let next = peek else { return false }
             index += 1
@@ -113,18 +137,17 @@ struct UpdateScanner {
         }
     }
 
-    /// Reads a string, validating escapes and UTF-8; returns its text when `capture` (keys we may
-    /// need are plain ASCII, so escapes are validated but need not be decoded to match).
-    private mutating func string(capture: Bool) -> String? {
+    /// Reads a string, validating escapes and UTF-8; returns where its content lies and whether
+    /// it held escapes (keys we look for are plain ASCII, so an escaped key never matches).
+    private mutating func string() -> (range: Range<Int>, escaped: Bool)? {
         index += 1  // opening quote
         let start = index
         var escaped = false
         while let byte = peek {
             switch byte {
             case UInt8(ascii: "\""):
-                let text = capture && !escaped ? String(decoding: bytes[start..<index], as: UTF8.self) : ""
-                index += 1
-                return text
+                defer { index += 1 }
+                return (start..<index, escaped)
             case UInt8(ascii: "\\"):
                 escaped = true
                 index += 1
@@ -133,8 +156,10 @@ struct UpdateScanner {
                     guard index + 4 < bytes.count, bytes[(index + 1)...(index + 4)].allSatisfy({ Self.isHex($0) }) else { return nil }
                     index += 5
                 } else {
-                    guard [UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
-                           UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t")].contains(next) else { return nil }
+                    switch next {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"): break
+                    default: return nil
+                    }
                     index += 1
                 }
             case 0..<0x20:
@@ -179,8 +204,8 @@ struct UpdateScanner {
         return matches
     }
 
-    /// A JSON number; integers on the paths we need are kept.
-    private mutating func number(path: [String]) -> Bool {
+    /// A JSON number; integers at the nodes we read are kept.
+    private mutating func number(at node: Node) -> Bool {
         let start = index
         if peek == UInt8(ascii: "-") { index += 1 }
         guard let first = peek, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else { return false }
@@ -198,9 +223,31 @@ struct UpdateScanner {
             if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { index += 1 }
             guard skipDigits() else { return false }
         }
-        guard integral, !path.isEmpty, !path.contains(""), let value = Int64(String(decoding: bytes[start..<index], as: UTF8.self)) else { return true }
-        if path == ["update_id"] { updateID = value } else { numbers[path.joined(separator: ".")] = value }
+        guard integral else { return true }
+        switch node {
+        case .updateID: updateID = integer(start..<index)
+        case .chatID(let kind): chatIDs[kind] = integer(start..<index)
+        case .fromID(let kind): fromIDs[kind] = integer(start..<index)
+        case .callbackMessageChatID: callbackMessageChatID = integer(start..<index)
+        default: break
+        }
         return true
+    }
+
+    /// A well-formed JSON integer's value; nil when it does not fit in 64 bits.
+    private func integer(_ range: Range<Int>) -> Int64? {
+        let negative = bytes[range.lowerBound] == UInt8(ascii: "-")
+        var value: Int64 = 0
+        for index in (negative ? range.lowerBound + 1 : range.lowerBound)..<range.upperBound {
+            let digit = Int64(bytes[index] - UInt8(ascii: "0"))
+            // Accumulate negatively so Int64.min fits.
+            let (times10, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (next, overflow2) = times10.subtractingReportingOverflow(digit)
+            if overflow1 || overflow2 { return nil }
+            value = next
+        }
+        if negative { return value }
+        return value == .min ? nil : -value
     }
 
     private mutating func skipDigits() -> Bool {
