@@ -294,10 +294,12 @@ final class EventLoop: @unchecked Sendable {
         close(connection.fd)  // also leaves the epoll set
     }
 
-    /// Stops accepting; idle connections close now, busy ones after their answer.
+    /// Stops accepting; idle connections close now, busy ones after their answer. A request a
+    /// client has already sent is read first, so it is answered rather than dropped.
     private func startDraining() {
         draining = true
         setListening(false)
+        for connection in Array(connections.values) where !connection.peerClosed && connections[connection.id] != nil { readable(connection) }
         for connection in Array(connections.values) where connection.isIdle { closeConnection(connection) }
     }
 
