@@ -154,6 +154,7 @@ final class EventLoop: @unchecked Sendable {
     // MARK: - Reading and dispatching
 
     private func readable(_ connection: Connection) {
+        if connection.lingerUntil != nil { return discardInput(connection) }
         var endOfInput = false
         while true {
             let count = scratch.withUnsafeMutableBytes { read(connection.fd, $0.baseAddress, $0.count) }
@@ -275,14 +276,38 @@ final class EventLoop: @unchecked Sendable {
         connection.output.removeAll(keepingCapacity: true)
         connection.written = 0
         if connection.closeAfterWrite && !connection.awaiting {
-            closeConnection(connection)
+            linger(connection)
         } else {
             updateInterest(connection)
         }
     }
 
+    /// Closes after an answer without losing it: closing with unread input (a refused body
+    /// still arriving, a pipelined request) makes the kernel send a reset, which can destroy
+    /// the answer before the client reads it. So the sending side is shut, and input is read
+    /// and dropped until the client closes or two seconds pass (what nginx calls a lingering close).
+    private func linger(_ connection: Connection) {
+        guard !connection.peerClosed else { return closeConnection(connection) }
+        Glibc.shutdown(connection.fd, Int32(SHUT_WR))
+        connection.lingerUntil = .now + .seconds(2)
+        connection.input = []
+        connection.consumed = 0
+        updateInterest(connection)
+        discardInput(connection)
+    }
+
+    private func discardInput(_ connection: Connection) {
+        while true {
+            let count = scratch.withUnsafeMutableBytes { read(connection.fd, $0.baseAddress, $0.count) }
+            if count > 0 { continue }
+            if count < 0 && (errno == EAGAIN || errno == EINTR) { return }
+            return closeConnection(connection)  // the client's end, or an error
+        }
+    }
+
     private func updateInterest(_ connection: Connection) {
         var events: UInt32 = connection.peerClosed ? 0 : EPOLLIN.rawValue
+        if connection.lingerUntil != nil { events = EPOLLIN.rawValue }
         if connection.written < connection.output.count { events |= EPOLLOUT.rawValue }
         guard events != connection.interest else { return }
         connection.interest = events
@@ -312,7 +337,9 @@ final class EventLoop: @unchecked Sendable {
             setListening(true)
         }
         for connection in Array(connections.values) where !connection.awaiting && connection.output.isEmpty {
-            if let started = connection.requestStarted, now - started > limits.requestTimeout {
+            if let until = connection.lingerUntil {
+                if now >= until { closeConnection(connection) }
+            } else if let started = connection.requestStarted, now - started > limits.requestTimeout {
                 responder.refused(status: 408, path: connection.head?.path)
                 refuse(connection, status: 408, reason: "request took too long to arrive")
             } else if connection.requestStarted == nil && now - connection.lastActivity > limits.idleTimeout {
@@ -356,6 +383,8 @@ final class Connection {
     var written = 0
     var closeAfterWrite = false
     var peerClosed = false
+    /// Set once the answer is out and the connection only waits for the client to close.
+    var lingerUntil: ContinuousClock.Instant?
     var interest = EPOLLIN.rawValue
     var lastActivity = ContinuousClock.now
     /// When the first byte of a request not yet complete arrived.
@@ -366,7 +395,8 @@ final class Connection {
         self.fd = fd
     }
 
-    var isIdle: Bool { !awaiting && output.isEmpty && input.count == consumed }
+    /// Nothing owed either way (a lingering connection closes by itself).
+    var isIdle: Bool { !awaiting && output.isEmpty && input.count == consumed && lingerUntil == nil }
 
     func compactInput() {
         if consumed == input.count {
