@@ -22,6 +22,7 @@ final class EventLoop: @unchecked Sendable {
         var requestTimeout: Duration
     }
 
+    static let maxBufferedWhileBusy = 1 << 20
     static let listenerID: UInt64 = 0
     static let wakeID: UInt64 = 1
 
@@ -101,7 +102,10 @@ final class EventLoop: @unchecked Sendable {
                 default:
                     guard let connection = connections[event.data.u64] else { continue }
                     if event.events & (EPOLLIN.rawValue | EPOLLHUP.rawValue | EPOLLERR.rawValue) != 0 { readable(connection) }
-                    if event.events & EPOLLOUT.rawValue != 0, connections[connection.id] != nil { flush(connection) }
+                    if event.events & EPOLLOUT.rawValue != 0, connections[connection.id] != nil {
+                        flush(connection)
+                        if connections[connection.id] != nil { process(connection) }  // what waited for the answer to leave
+                    }
                 }
             }
             drainInbox()
@@ -109,8 +113,15 @@ final class EventLoop: @unchecked Sendable {
         }
         for connection in Array(connections.values) { closeConnection(connection) }
         close(epoll)
-        close(wake)
         done.store(true, ordering: .releasing)
+    }
+
+    deinit {
+        // Not at the end of `run`: an answer can still arrive after the loop is gone (a task
+        // outliving the shutdown's grace), and a write to a closed eventfd whose number the
+        // kernel has reused would land in someone else's socket (seen: a libpq connection).
+        // Every closure that can deliver holds this loop, so here nobody can.
+        close(wake)
     }
 
     private func drainInbox() {
@@ -160,7 +171,8 @@ final class EventLoop: @unchecked Sendable {
             let count = scratch.withUnsafeMutableBytes { read(connection.fd, $0.baseAddress, $0.count) }
             if count > 0 {
                 scratch.withUnsafeBufferPointer { connection.input.append(contentsOf: $0[0..<count]) }
-                if count < scratch.count { break }
+                let busy = connection.awaiting || !connection.output.isEmpty
+                if count < scratch.count || (busy && connection.input.count - connection.consumed >= Self.maxBufferedWhileBusy) { break }
             } else if count == 0 {
                 endOfInput = true
                 break
@@ -171,7 +183,11 @@ final class EventLoop: @unchecked Sendable {
             }
         }
         connection.lastActivity = .now
-        guard endOfInput else { return process(connection) }
+        guard endOfInput else {
+            process(connection)
+            if connections[connection.id] != nil { updateInterest(connection) }
+            return
+        }
         // The peer will send nothing more: a complete request that came with its end is still
         // answered, then the connection closes.
         connection.peerClosed = true
@@ -188,7 +204,8 @@ final class EventLoop: @unchecked Sendable {
     /// Parses and dispatches requests one at a time: the next pipelined request waits in the
     /// buffer until the previous answer is written, so answers leave in order.
     private func process(_ connection: Connection) {
-        while !connection.awaiting && !connection.closeAfterWrite && connections[connection.id] != nil {
+        // Backpressure: nothing new starts while an answer is still unwritten.
+        while !connection.awaiting && !connection.closeAfterWrite && connection.output.isEmpty && connections[connection.id] != nil {
             if connection.head == nil {
                 let available = connection.input.count - connection.consumed
                 guard available > 0 else {
@@ -260,8 +277,10 @@ final class EventLoop: @unchecked Sendable {
 
     private func flush(_ connection: Connection) {
         while connection.written < connection.output.count {
+            // MSG_NOSIGNAL: writing to a connection the client reset must be an error, not a
+            // SIGPIPE that kills the process.
             let count = connection.output.withUnsafeBytes { bytes in
-                write(connection.fd, bytes.baseAddress! + connection.written, bytes.count - connection.written)
+                send(connection.fd, bytes.baseAddress! + connection.written, bytes.count - connection.written, Int32(MSG_NOSIGNAL))
             }
             if count > 0 {
                 connection.written += count
@@ -306,7 +325,11 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func updateInterest(_ connection: Connection) {
-        var events: UInt32 = connection.peerClosed ? 0 : EPOLLIN.rawValue
+        // While a request is with the application, pipelined input is buffered only up to
+        // `maxBufferedWhileBusy`; beyond that the client waits (TCP pushes back).
+        let busy = connection.awaiting || connection.written < connection.output.count
+        let full = busy && connection.input.count - connection.consumed >= Self.maxBufferedWhileBusy
+        var events: UInt32 = connection.peerClosed || full ? 0 : EPOLLIN.rawValue
         if connection.lingerUntil != nil { events = EPOLLIN.rawValue }
         if connection.written < connection.output.count { events |= EPOLLOUT.rawValue }
         guard events != connection.interest else { return }
