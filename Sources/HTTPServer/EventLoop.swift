@@ -284,6 +284,7 @@ final class EventLoop: @unchecked Sendable {
             }
             if count > 0 {
                 connection.written += count
+                connection.lastActivity = .now
             } else if count < 0 && (errno == EAGAIN || errno == EINTR) {
                 updateInterest(connection)
                 return
@@ -359,8 +360,11 @@ final class EventLoop: @unchecked Sendable {
             acceptPausedUntil = nil
             setListening(true)
         }
-        for connection in Array(connections.values) where !connection.awaiting && connection.output.isEmpty {
-            if let until = connection.lingerUntil {
+        for connection in Array(connections.values) where !connection.awaiting {
+            if !connection.output.isEmpty {
+                // A client that stopped reading its answer.
+                if now - connection.lastActivity > limits.idleTimeout { closeConnection(connection) }
+            } else if let until = connection.lingerUntil {
                 if now >= until { closeConnection(connection) }
             } else if let started = connection.requestStarted, now - started > limits.requestTimeout {
                 responder.refused(status: 408, path: connection.head?.path)

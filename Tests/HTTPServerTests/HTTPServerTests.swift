@@ -24,7 +24,7 @@ final class EchoResponder: HTTPResponder {
         if request.path == "/held" {
             held.withLock { $0.append { respond(.text(200, text)) } }
         } else if request.path == "/big" {
-            DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { respond(HTTPResponse(status: 200, body: [UInt8](repeating: 0x61, count: 8 << 20))) }
+            DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { respond(HTTPResponse(status: 200, body: [UInt8](repeating: 0x61, count: 32 << 20))) }
         } else if request.path == "/slow" {
             // From a Dispatch thread, not a task: the full test run keeps the 2-thread
             // cooperative pool busy, and the answer's timing must not depend on it.
@@ -93,11 +93,11 @@ extension String {
 }
 
 @Suite struct HTTPServerTests {
-    func withServer<T>(requestTimeout: Duration = .seconds(30), _ body: (Int, EchoResponder, HTTPServer) async throws -> T) async throws -> T {
+    func withServer<T>(idleTimeout: Duration = .seconds(75), requestTimeout: Duration = .seconds(30), _ body: (Int, EchoResponder, HTTPServer) async throws -> T) async throws -> T {
         let responder = EchoResponder()
         var logger = Logger(label: "test.http")
         logger.logLevel = .critical
-        let server = HTTPServer(configuration: .init(host: "127.0.0.1", port: 0, threads: 2, requestTimeout: requestTimeout), responder: responder, logger: logger)
+        let server = HTTPServer(configuration: .init(host: "127.0.0.1", port: 0, threads: 2, idleTimeout: idleTimeout, requestTimeout: requestTimeout), responder: responder, logger: logger)
         let port = try server.start()
         do {
             let result = try await body(port, responder, server)
@@ -191,6 +191,23 @@ extension String {
             let after = try RawClient(port: port)
             after.send("GET /echo HTTP/1.1\r\n\r\n")
             #expect(await after.receive { $0.hasSuffix("GET /echo 0 -") }.text.hasPrefix("HTTP/1.1 200 OK"))
+        }
+    }
+
+    @Test func aClientThatStopsReadingIsDisconnected() async throws {
+        try await withServer(idleTimeout: .seconds(1)) { port, _, _ in
+            let client = try RawClient(port: port)
+            client.send("GET /big HTTP/1.1\r\n\r\n")  // a 32 MiB answer, more than the socket buffers hold, nobody reads
+            let started = ContinuousClock.now
+            try await Task.sleep(for: .seconds(4))
+            var received = 0
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            // Reading now, a kept connection would deliver all 32 MiB in milliseconds.
+            while ContinuousClock.now - started < .seconds(6) {
+                let count = buffer.withUnsafeMutableBytes { recv(client.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                if count > 0 { received += count } else if count == 0 || errno != EAGAIN { break } else { try await Task.sleep(for: .milliseconds(5)) }
+            }
+            #expect(received < 32 << 20, "the server gave up on the stalled answer (\(received) bytes arrived)")
         }
     }
 
