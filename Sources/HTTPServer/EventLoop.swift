@@ -54,10 +54,7 @@ final class EventLoop: @unchecked Sendable {
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
         guard epoll >= 0 else { throw .system("epoll_create1", errno) }
         wake = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
-        guard wake >= 0 else {
-            close(epoll)
-            throw .system("eventfd", errno)
-        }
+        guard wake >= 0 else { throw .system("eventfd", errno) }  // deinit closes the epoll descriptor
         register(wake, id: Self.wakeID, events: EPOLLIN.rawValue, operation: EPOLL_CTL_ADD)
         // EPOLLEXCLUSIVE: a new connection wakes one loop, not all of them.
         register(listener, id: Self.listenerID, events: EPOLLIN.rawValue | EPOLLEXCLUSIVE.rawValue, operation: EPOLL_CTL_ADD)
@@ -112,7 +109,6 @@ final class EventLoop: @unchecked Sendable {
             if ContinuousClock.now - lastSweep >= .seconds(1) { sweep() }
         }
         for connection in Array(connections.values) { closeConnection(connection) }
-        close(epoll)
         done.store(true, ordering: .releasing)
     }
 
@@ -120,8 +116,10 @@ final class EventLoop: @unchecked Sendable {
         // Not at the end of `run`: an answer can still arrive after the loop is gone (a task
         // outliving the shutdown's grace), and a write to a closed eventfd whose number the
         // kernel has reused would land in someone else's socket (seen: a libpq connection).
-        // Every closure that can deliver holds this loop, so here nobody can.
-        close(wake)
+        // Every closure that can deliver holds this loop, so here nobody can. This also frees
+        // a loop that never ran (another loop failed to start).
+        if wake >= 0 { close(wake) }
+        close(epoll)
     }
 
     private func drainInbox() {
