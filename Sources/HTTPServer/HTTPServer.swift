@@ -65,14 +65,21 @@ public final class HTTPServer: Sendable {
             close(listener)
             throw error
         }
-        for loop in loops {
+        for (index, loop) in loops.enumerated() {
             var thread = pthread_t()
             let box = Unmanaged.passRetained(loop)
-            pthread_create(&thread, nil, { argument in
+            let status = pthread_create(&thread, nil, { argument in
                 let loop = Unmanaged<EventLoop>.fromOpaque(argument!).takeRetainedValue()
                 loop.run()
                 return nil
             }, box.toOpaque())
+            guard status == 0 else {
+                // Stop the loops already running, then fail the start.
+                box.release()
+                for running in loops[..<index] { running.deliver(.close) }
+                close(listener)
+                throw .system("pthread_create", status)
+            }
             pthread_detach(thread)
         }
         let port = Self.boundPort(listener)
