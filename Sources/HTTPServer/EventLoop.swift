@@ -22,7 +22,6 @@ final class EventLoop: @unchecked Sendable {
         var requestTimeout: Duration
     }
 
-    static let maxBufferedWhileBusy = 1 << 20
     static let listenerID: UInt64 = 0
     static let wakeID: UInt64 = 1
 
@@ -169,8 +168,7 @@ final class EventLoop: @unchecked Sendable {
             let count = scratch.withUnsafeMutableBytes { read(connection.fd, $0.baseAddress, $0.count) }
             if count > 0 {
                 scratch.withUnsafeBufferPointer { connection.input.append(contentsOf: $0[0..<count]) }
-                let busy = connection.awaiting || !connection.output.isEmpty
-                if count < scratch.count || (busy && connection.input.count - connection.consumed >= Self.maxBufferedWhileBusy) { break }
+                if count < scratch.count || connection.mustStopReading { break }
             } else if count == 0 {
                 endOfInput = true
                 break
@@ -247,7 +245,7 @@ final class EventLoop: @unchecked Sendable {
             connection.requestStarted = nil
             connection.awaiting = true
             connection.keepAlive = head.keepAlive
-            let request = HTTPRequest(method: head.method, path: head.path, query: head.query, headers: head.headers.map { ($0.name, $0.value) }, body: body)
+            let request = HTTPRequest(method: head.method, path: head.path, query: head.query, headers: head.headers, body: body)
             let id = connection.id
             responder.respond(to: request) { [self] response in deliver(.response(connection: id, response)) }
         }
@@ -324,11 +322,7 @@ final class EventLoop: @unchecked Sendable {
     }
 
     private func updateInterest(_ connection: Connection) {
-        // While a request is with the application, pipelined input is buffered only up to
-        // `maxBufferedWhileBusy`; beyond that the client waits (TCP pushes back).
-        let busy = connection.awaiting || connection.written < connection.output.count
-        let full = busy && connection.input.count - connection.consumed >= Self.maxBufferedWhileBusy
-        var events: UInt32 = connection.peerClosed || full ? 0 : EPOLLIN.rawValue
+        var events: UInt32 = connection.peerClosed || connection.mustStopReading ? 0 : EPOLLIN.rawValue
         if connection.lingerUntil != nil { events = EPOLLIN.rawValue }
         if connection.written < connection.output.count { events |= EPOLLOUT.rawValue }
         guard events != connection.interest else { return }
@@ -421,6 +415,10 @@ final class Connection {
     }
 
     /// Nothing owed either way (a lingering connection closes by itself).
+    /// Backpressure: while a request is with the application or its answer is unwritten,
+    /// input is buffered only up to 1 MiB; beyond that the client waits (TCP pushes back).
+    var mustStopReading: Bool { (awaiting || !output.isEmpty) && input.count - consumed >= 1 << 20 }
+
     var isIdle: Bool { !awaiting && output.isEmpty && input.count == consumed && lingerUntil == nil }
 
     func compactInput() {

@@ -6,17 +6,12 @@ enum HTTPHeadParser {
         var method: String
         var path: String
         var query: Substring?
-        var headers: [Field]
+        var headers: [HTTPField]
         var contentLength: Int
         var keepAlive: Bool
         var expectsContinue: Bool
         /// Bytes the head took, its blank line included.
         var length: Int
-    }
-
-    struct Field: Equatable {
-        var name: String
-        var value: String
     }
 
     enum Outcome: Equatable {
@@ -122,7 +117,7 @@ enum HTTPHeadParser {
         return (method, target, nil, major == 1 ? Int(minor) : -1)
     }
 
-    static func parseField(_ line: Range<Int>, _ bytes: UnsafeBufferPointer<UInt8>) -> Field? {
+    static func parseField(_ line: Range<Int>, _ bytes: UnsafeBufferPointer<UInt8>) -> HTTPField? {
         let slice = bytes[line]
         // No whitespace before the colon (RFC 9112 §5.1), no obsolete line folding.
         guard let colon = slice.firstIndex(of: UInt8(ascii: ":")), colon > line.lowerBound,
@@ -134,7 +129,7 @@ enum HTTPHeadParser {
         while valueEnd > valueStart && (bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09) { valueEnd -= 1 }
         guard bytes[valueStart..<valueEnd].allSatisfy({ $0 >= 0x20 || $0 == 0x09 }), !bytes[valueStart..<valueEnd].contains(0x7F) else { return nil }
         let name = String(decoding: bytes[line.lowerBound..<colon].lazy.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
-        return Field(name: name, value: String(decoding: bytes[valueStart..<valueEnd], as: UTF8.self))
+        return HTTPField(name: name, value: String(decoding: bytes[valueStart..<valueEnd], as: UTF8.self))
     }
 
     /// RFC 9110 `tchar`.

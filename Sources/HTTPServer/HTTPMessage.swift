@@ -1,3 +1,14 @@
+/// One header field of a request; the name lowercased.
+public struct HTTPField: Sendable, Equatable {
+    public var name: String
+    public var value: String
+
+    public init(name: String, value: String) {
+        self.name = name
+        self.value = value
+    }
+}
+
 /// One HTTP/1.1 request as the server hands it over: the head, parsed, and the whole body.
 public struct HTTPRequest: Sendable {
     public var method: String
@@ -5,11 +16,11 @@ public struct HTTPRequest: Sendable {
     public var path: String
     /// The raw query after `?`, if any.
     public var query: Substring?
-    /// Header fields in arrival order; names lowercased.
-    public var headers: [(name: String, value: String)]
+    /// Header fields in arrival order.
+    public var headers: [HTTPField]
     public var body: [UInt8]
 
-    public init(method: String, path: String, query: Substring? = nil, headers: [(name: String, value: String)] = [], body: [UInt8] = []) {
+    public init(method: String, path: String, query: Substring? = nil, headers: [HTTPField] = [], body: [UInt8] = []) {
         self.method = method
         self.path = path
         self.query = query
