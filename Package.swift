@@ -82,7 +82,7 @@ let package = Package(
         .target(
             name: "JobQueue",
             dependencies: [
-                "Postgres",
+                "Postgres", "BlockingIO",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],

@@ -45,13 +45,24 @@ public final class BlockingThreadPool: Sendable {
     /// - Throws: whatever `work` throws, or `CancellationError` if the pool is shut down.
     public func run<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
-            let accepted = state.withLock { state -> Bool in
-                guard !state.stopped else { return false }
-                state.queue.append { continuation.resume(with: Result { try work() }) }
-                return true
+            guard submit({ continuation.resume(with: Result { try work() }) }) else {
+                return continuation.resume(throwing: CancellationError())
             }
-            if accepted { available.signal() } else { continuation.resume(throwing: CancellationError()) }
         }
+    }
+
+    /// Queues `work` to run on one of the pool's threads and returns at once, without a task to
+    /// resume: for callers on threads of their own (an event loop). False, and `work` is not
+    /// run, when the pool is shut down.
+    @discardableResult
+    public func submit(_ work: @escaping @Sendable () -> Void) -> Bool {
+        let accepted = state.withLock { state -> Bool in
+            guard !state.stopped else { return false }
+            state.queue.append(work)
+            return true
+        }
+        if accepted { available.signal() }
+        return accepted
     }
 
     private func runLoop() {

@@ -241,7 +241,10 @@ public enum Conversation {
             return (.idle, actions)
         case (.prompt(let avatarID), .text(let text)):
             let prompt = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            guard (3...1000).contains(prompt.count) else {
+            // Control characters other than line breaks and tabs mean nothing to the model, and a
+            // NUL cannot be stored in the chat's state (jsonb).
+            let control = prompt.unicodeScalars.contains { $0.properties.generalCategory == .control && !"\n\r\t".unicodeScalars.contains($0) }
+            guard (3...1000).contains(prompt.count), !control else {
                 actions.append(.reply(Reply("generate.prompt.invalid")))
                 return (step, actions)
             }

@@ -1,3 +1,4 @@
+import BlockingIO
 import Foundation
 import Postgres
 import Synchronization
@@ -7,9 +8,12 @@ import Synchronization
 /// round trip and one fsync instead of N — and each caller still returns only after its own
 /// row is committed.
 ///
-/// There is no background task: the first caller to find fewer than `maxInFlight` batches in
-/// flight becomes a flusher and keeps draining until nothing is pending. With `maxInFlight` 2,
-/// one batch collects while the other commits.
+/// Batches are written by up to `maxInFlight` threads of the enqueuer's own, each with a
+/// PostgreSQL session of its own and blocking calls: a batch costs no task, no hop to the
+/// client's threads and back, and a writer that finds more pending goes on without waking
+/// anyone. The first caller to find fewer than `maxInFlight` writers busy starts one; it keeps
+/// writing until nothing is pending. With `maxInFlight` 2, one batch collects while the other
+/// commits.
 public final class GroupCommitEnqueuer: Sendable {
     public enum Result: Sendable, Equatable {
         /// A new job was stored.
@@ -29,23 +33,29 @@ public final class GroupCommitEnqueuer: Sendable {
     struct State: Sendable {
         var pending: [Pending] = []
         var inFlight = 0
+        /// Sessions of writers that stopped, for the next ones: at most `maxInFlight` ever open.
+        var idleSessions: [PostgresSession] = []
     }
 
-    let queue: JobQueue
+    let configuration: PostgresClient.Configuration
     let maxBatch: Int
     let maxInFlight: Int
+    private let writers: BlockingThreadPool
     private let state = Mutex(State())
     private let batches = Atomic<Int>(0)
     private let jobs = Atomic<Int>(0)
 
-    /// An enqueuer writing through `queue`, at most `maxBatch` jobs per statement and
-    /// `maxInFlight` statements at once.
+    /// An enqueuer writing into `queue`'s database (with its settings, on sessions of its own),
+    /// at most `maxBatch` jobs per statement and `maxInFlight` statements at once.
     public init(queue: JobQueue, maxBatch: Int = 500, maxInFlight: Int = 2) {
         precondition(maxBatch > 0 && maxInFlight > 0)
-        self.queue = queue
+        self.configuration = queue.database.configuration
         self.maxBatch = maxBatch
         self.maxInFlight = maxInFlight
+        self.writers = BlockingThreadPool(name: "group-commit", threadCount: maxInFlight)
     }
+
+    deinit { writers.shutdown() }
 
     /// Stores `job` and returns once it is committed.
     /// - Throws: the database's error when the batch could not be written; nothing was stored.
@@ -62,35 +72,43 @@ public final class GroupCommitEnqueuer: Sendable {
             state.inFlight += 1
             return true
         }
-        if lead { Task { await self.drain() } }
+        // The writers live as long as `self`, so the submission cannot be refused.
+        if lead { writers.submit { self.drain() } }
     }
 
     /// Batches and jobs written so far (jobs per batch is the group-commit factor).
     public var counters: (batches: Int, jobs: Int) { (batches.load(ordering: .relaxed), jobs.load(ordering: .relaxed)) }
 
-    private func drain() async {
+    /// One writer: takes batches until none is pending. Runs on a writer thread, blocking.
+    private func drain() {
+        let session = state.withLock { $0.idleSessions.popLast() } ?? PostgresSession(configuration: configuration)
         while true {
             let batch = state.withLock { state -> [Pending] in
                 let batch = Array(state.pending.prefix(maxBatch))
                 state.pending.removeFirst(batch.count)
-                if batch.isEmpty { state.inFlight -= 1 }
+                if batch.isEmpty {
+                    // In the same critical section as the count, so a writer starting next finds it.
+                    state.inFlight -= 1
+                    state.idleSessions.append(session)
+                }
                 return batch
             }
             if batch.isEmpty { return }
-            await write(batch)
+            write(batch, on: session)
         }
     }
 
-    private func write(_ batch: [Pending]) async {
+    private func write(_ batch: [Pending], on session: PostgresSession) {
         do {
-            let ids = try await queue.enqueue(batch.map { $0.job })
+            let jobs = batch.map(\.job)
+            let ids = try JobQueue.enqueuedIDs(jobs, try session.query(JobQueue.enqueueStatement(jobs)))
             batches.add(1, ordering: .relaxed)
-            jobs.add(batch.count, ordering: .relaxed)
+            self.jobs.add(batch.count, ordering: .relaxed)
             for (pending, id) in zip(batch, ids) { pending.completion(.success(id == nil ? .duplicate : .enqueued)) }
         } catch let error as PostgresError where batch.count > 1 && error.sqlState?.hasPrefix("22") == true {
             // A data error (say, a payload PostgreSQL cannot store) belongs to one job: write
             // them one by one so only that job fails and the others are not punished for it.
-            for pending in batch { await write([pending]) }
+            for pending in batch { write([pending], on: session) }
         } catch {
             for pending in batch { pending.completion(.failure(error)) }
         }

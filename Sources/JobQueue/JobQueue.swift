@@ -51,7 +51,7 @@ public struct JobQueue: Sendable {
                 FROM (SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE serial_key = \(job.serialKey) AND state IN ('available', 'running')) AS clear) AS lane
             ), inserted AS (
                 INSERT INTO jobs (kind, payload, priority, run_at, max_attempts, unique_key, serial_key, state, attempt, locked_by, lease_expires_at, attempted_at)
-                SELECT \(job.kind), \(String(decoding: job.payload, as: UTF8.self))::jsonb, \(Int(job.priority))::int2,
+                SELECT \(job.kind), \(String(decoding: job.payload, as: UTF8.self))::json, \(Int(job.priority))::int2,
                        greatest(coalesce(\(job.runAt)::timestamptz, now()), a.retry_at), \(job.maxAttempts), \(job.uniqueKey), \(job.serialKey),
                        CASE WHEN a.admitted THEN 'running' ELSE 'available' END,
                        CASE WHEN a.admitted THEN 1 ELSE 0 END,
@@ -83,7 +83,7 @@ public struct JobQueue: Sendable {
         """
             WITH inserted AS (
                 INSERT INTO jobs (kind, payload, priority, run_at, max_attempts, unique_key, serial_key)
-                VALUES (\(job.kind), \(String(decoding: job.payload, as: UTF8.self))::jsonb, \(Int(job.priority))::int2,
+                VALUES (\(job.kind), \(String(decoding: job.payload, as: UTF8.self))::json, \(Int(job.priority))::int2,
                         coalesce(\(job.runAt)::timestamptz, now()), \(job.maxAttempts), \(job.uniqueKey), \(job.serialKey))
                 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
                 RETURNING id
@@ -100,9 +100,17 @@ public struct JobQueue: Sendable {
     @discardableResult
     public func enqueue(_ jobs: [JobRequest], on connection: PostgresConnection? = nil) async throws -> [Int64?] {
         guard !jobs.isEmpty else { return [] }
-        let query: PostgresQuery = """
+        let query = JobQueue.enqueueStatement(jobs)
+        let rows: PostgresRows
+        if let connection { rows = try await connection.query(query) } else { rows = try await database.query(query) }
+        return try JobQueue.enqueuedIDs(jobs, rows)
+    }
+
+    /// The statement `enqueue` runs for several jobs, in order (not empty).
+    public static func enqueueStatement(_ jobs: [JobRequest]) -> PostgresQuery {
+        """
             WITH input AS (
-                SELECT * FROM unnest(\(jobs.map { $0.kind })::text[], \(jobs.map { String(decoding: $0.payload, as: UTF8.self) })::jsonb[],
+                SELECT * FROM unnest(\(jobs.map { $0.kind })::text[], \(jobs.map { String(decoding: $0.payload, as: UTF8.self) })::json[],
                                      \(jobs.map { Int($0.priority) })::int2[], \(jobs.map { $0.runAt })::timestamptz[],
                                      \(jobs.map { $0.maxAttempts })::int4[], \(jobs.map { $0.uniqueKey })::text[], \(jobs.map { $0.serialKey })::text[])
                     WITH ORDINALITY AS t(kind, payload, priority, run_at, max_attempts, unique_key, serial_key, ord)
@@ -116,8 +124,10 @@ public struct JobQueue: Sendable {
             )
             SELECT id, unique_key, (SELECT count(*) FROM wake) FROM inserted ORDER BY id
             """
-        let rows: PostgresRows
-        if let connection { rows = try await connection.query(query) } else { rows = try await database.query(query) }
+    }
+
+    /// Each job's id from the rows of `enqueueStatement(jobs)`, or nil for a duplicate.
+    public static func enqueuedIDs(_ jobs: [JobRequest], _ rows: PostgresRows) throws -> [Int64?] {
         // Identity values follow the ORDER BY ord of the INSERT … SELECT, so keyless jobs map in order.
         var byKey: [String: Int64] = [:]
         var keyless: [Int64] = []

@@ -140,7 +140,8 @@ public struct WebhookApplication: HTTPResponder {
                 logger.debug("webhook stored", metadata: ["job.kind": "\(job.kind)", "job.unique_key": "\(job.uniqueKey ?? "")", "result": "\(result)"])
                 respond(.text(200))
             case .failure(let error as PostgresError) where error.sqlState?.hasPrefix("22") == true:
-                // The one payload PostgreSQL cannot store (for instance a \u0000 in jsonb).
+                // A payload PostgreSQL refuses to store. None is known since payloads became `json`
+                // (migration 0010), which keeps what the scanner accepted; kept as the safe answer.
                 metrics.ingested(kind: job.kind, result: "refused")
                 respond(.text(400, "payload cannot be stored\n"))
             case .failure(let error):

@@ -68,6 +68,18 @@ import Testing
         #expect(step == .prompt(avatar.id))
     }
 
+    /// A prompt is 3–1000 characters; control characters are refused (a NUL could not even be
+    /// stored in the chat's state), line breaks are kept.
+    @Test func promptsRefuseControlCharacters() {
+        let avatar = Avatar(userID: 1, name: "Mia", status: .completed, isMain: true, photoCount: 12)
+        for bad in ["a cat\u{0} in space", "a cat \u{7} in space", "ab", String(repeating: "a", count: 1001)] {
+            let (step, actions) = Conversation.handle(.prompt(avatar.id), .text(bad), facts(target: avatar))
+            #expect(step == .prompt(avatar.id) && Self.replyKeys(actions) == ["generate.prompt.invalid"], "\(bad.prefix(20))")
+        }
+        let (step, _) = Conversation.handle(.prompt(avatar.id), .text("  a cat\nin space\twith stars "), facts(target: avatar))
+        #expect(step == .aspect(avatar.id, "a cat\nin space\twith stars"))
+    }
+
     /// The card's buttons by status, as the issue lists them (plus the way back to the list).
     @Test func cardButtonsByStatus() {
         let expected: [(AvatarStatus, Bool, [String])] = [
