@@ -110,9 +110,10 @@ public struct JobQueue: Sendable {
     public static func enqueueStatement(_ jobs: [JobRequest]) -> PostgresQuery {
         """
             WITH input AS (
-                SELECT * FROM unnest(\(jobs.map { $0.kind })::text[], \(jobs.map { String(decoding: $0.payload, as: UTF8.self) })::json[],
+                SELECT * FROM unnest(\(PostgresTextArray(jobs.map { $0.kind }))::text[], \(PostgresTextArray(jobs.map { [UInt8]($0.payload) }, of: .json))::json[],
                                      \(jobs.map { Int($0.priority) })::int2[], \(jobs.map { $0.runAt })::timestamptz[],
-                                     \(jobs.map { $0.maxAttempts })::int4[], \(jobs.map { $0.uniqueKey })::text[], \(jobs.map { $0.serialKey })::text[])
+                                     \(jobs.map { $0.maxAttempts })::int4[], \(PostgresTextArray(jobs.map { $0.uniqueKey }))::text[],
+                                     \(PostgresTextArray(jobs.map { $0.serialKey }))::text[])
                     WITH ORDINALITY AS t(kind, payload, priority, run_at, max_attempts, unique_key, serial_key, ord)
             ), inserted AS (
                 INSERT INTO jobs (kind, payload, priority, run_at, max_attempts, unique_key, serial_key)

@@ -161,6 +161,45 @@ extension Optional: PostgresArrayElement where Wrapped: PostgresArrayElement {
     public var postgresArrayText: String? { self?.postgresArrayText }
 }
 
+/// A one-dimensional `text[]` or `json[]` parameter sent in binary: each element's bytes as they
+/// are, with no quoting here and no array literal for the server to parse and unescape. For the
+/// webhook's batches, where the elements are whole JSON payloads. The server still checks each
+/// element (UTF-8, and JSON syntax for `json`): bytes that fail are a data error (SQLSTATE 22…).
+public struct PostgresTextArray: PostgresEncodable {
+    /// The element type the statement casts the parameter to (`$1::text[]`, `$1::json[]`).
+    public enum ElementType: UInt32, Sendable {
+        case text = 25
+        case json = 114
+    }
+
+    public let postgresBind: PostgresBind
+
+    /// The array of `elements` (nil for NULL), each already UTF-8.
+    public init(_ elements: [[UInt8]?], of type: ElementType) {
+        var out: [UInt8] = []
+        out.reserveCapacity(20 + elements.reduce(0) { $0 + 4 + ($1?.count ?? 0) })
+        func int32(_ value: Int32) { withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) } }
+        int32(elements.isEmpty ? 0 : 1)                     // dimensions
+        int32(elements.contains { $0 == nil } ? 1 : 0)      // has NULLs
+        int32(Int32(bitPattern: type.rawValue))             // element type
+        if !elements.isEmpty {
+            int32(Int32(elements.count))                    // length of the dimension
+            int32(1)                                        // its lower bound
+        }
+        for element in elements {
+            guard let element else { int32(-1); continue }
+            int32(Int32(element.count))
+            out.append(contentsOf: element)
+        }
+        postgresBind = .binary(out)
+    }
+
+    /// The array of `elements` (nil for NULL).
+    public init(_ elements: [String?], of type: ElementType = .text) {
+        self.init(elements.map { $0.map { Array($0.utf8) } }, of: type)
+    }
+}
+
 /// The text form of one-dimensional arrays: `{a,"b c",NULL}`.
 enum PostgresArrayLiteral {
     static func encode(_ items: [String?]) -> String {

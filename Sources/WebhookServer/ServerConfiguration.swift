@@ -19,6 +19,8 @@ public struct ServerConfiguration: Sendable {
     /// is at least this old (so forgeries cannot make us hammer FAL; a rotated key is then
     /// accepted at FAL's next retry at the latest).
     public var falJWKSRefetchSeconds: Double
+    /// Threads (each with its own database connection) writing group commits of webhooks.
+    public var ingestWriters: Int
     /// Largest accepted webhook bodies.
     public var telegramBodyLimit: Int
     public var falBodyLimit: Int
@@ -26,8 +28,9 @@ public struct ServerConfiguration: Sendable {
     public init(
         host: String = "127.0.0.1", port: Int = 8080, httpThreads: Int = 1, databaseURL: String, migrationsDirectory: String = "Migrations", databasePoolSize: Int = 10,
         telegramWebhookSecret: String, falJWKSURL: String = "https://rest.fal.ai/.well-known/jwks.json", falUserID: String? = nil,
-        falJWKSRefetchSeconds: Double = 60, telegramBodyLimit: Int = 1 << 20, falBodyLimit: Int = 1 << 20
+        falJWKSRefetchSeconds: Double = 60, ingestWriters: Int = 2, telegramBodyLimit: Int = 1 << 20, falBodyLimit: Int = 1 << 20
     ) {
+        self.ingestWriters = ingestWriters
         self.falJWKSRefetchSeconds = falJWKSRefetchSeconds
         self.host = host
         self.port = port
@@ -62,7 +65,7 @@ public struct ServerConfiguration: Sendable {
             migrationsDirectory: environment["AISHA_MIGRATIONS_DIR"] ?? "Migrations", databasePoolSize: try positive("AISHA_DB_POOL_SIZE", 10),
             telegramWebhookSecret: secret, falJWKSURL: environment["AISHA_FAL_JWKS_URL"] ?? "https://rest.fal.ai/.well-known/jwks.json",
             falUserID: environment["AISHA_FAL_USER_ID"].flatMap { $0.isEmpty ? nil : $0 },
-            falJWKSRefetchSeconds: Double(environment["AISHA_FAL_JWKS_REFETCH_SECONDS"] ?? "60") ?? 60,
+            falJWKSRefetchSeconds: Double(environment["AISHA_FAL_JWKS_REFETCH_SECONDS"] ?? "60") ?? 60, ingestWriters: try positive("AISHA_INGEST_WRITERS", 2),
             telegramBodyLimit: try positive("AISHA_TELEGRAM_BODY_LIMIT", 1 << 20), falBodyLimit: try positive("AISHA_FAL_BODY_LIMIT", 1 << 20)
         )
     }

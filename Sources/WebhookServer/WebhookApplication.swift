@@ -22,7 +22,7 @@ public struct WebhookApplication: HTTPResponder {
         self.configuration = configuration
         self.database = database
         self.verifier = FALWebhookVerifier(jwksURL: configuration.falJWKSURL, refetchInterval: configuration.falJWKSRefetchSeconds)
-        self.enqueuer = GroupCommitEnqueuer(queue: JobQueue(database: database))
+        self.enqueuer = GroupCommitEnqueuer(queue: JobQueue(database: database), maxInFlight: configuration.ingestWriters)
         self.migrations = try Migration.load(directory: configuration.migrationsDirectory)
         self.logger = logger
     }

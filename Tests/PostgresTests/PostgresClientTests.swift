@@ -66,6 +66,31 @@ import Testing
         }
     }
 
+    /// Binary `text[]`/`json[]` parameters arrive element for element, bytes unchanged; what the
+    /// server cannot accept is a data error, never silently altered.
+    @Test func binaryTextArraysArriveAsSent() async throws {
+        try await TestDatabase.withFresh { database in
+            let client = try database.client()
+            defer { client.shutdown() }
+            let items: [String?] = ["plain", "with,comma", #"quote" and \ back"#, "{brace}", "NULL", nil, "", "пробел ✓ 👩‍🚀"]
+            let rows = try await client.query("SELECT t, t IS NULL FROM unnest(\(PostgresTextArray(items))::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n")
+            #expect(try rows.map { try $0.decode(String?.self, at: 0) } == items)
+            let empty = try await client.query("SELECT cardinality(\(PostgresTextArray([String?]()))::text[])")
+            #expect(try empty[0].decode(Int.self, at: 0) == 0)
+            let json = [#"{"b": 1,  "a":[true,null]}"#, #""\u0000""#]
+            let kept = try await client.query("SELECT j::text FROM unnest(\(PostgresTextArray(json, of: .json))::json[]) WITH ORDINALITY AS u(j, n) ORDER BY n")
+            #expect(try kept.map { try $0.decode(String.self, at: 0) } == json, "json keeps the text byte for byte")
+            for (bad, state) in [([UInt8]("{\"a\":".utf8), "22P02"), ([0x22, 0xFF, 0x22], "22021")] {
+                do {
+                    _ = try await client.query("SELECT \(PostgresTextArray([bad], of: .json))::json[]")
+                    Issue.record("\(bad) was accepted")
+                } catch let error as PostgresError {
+                    #expect(error.sqlState == state, "\(bad)")
+                }
+            }
+        }
+    }
+
     @Test func failingStatementsCarrySQLStateButNotParameters() async throws {
         try await TestDatabase.withFresh { database in
             let client = try database.client()

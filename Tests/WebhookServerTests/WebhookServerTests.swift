@@ -44,6 +44,8 @@ func withServer<T: Sendable>(
                 // Malformed or oversized: refused, nothing stored.
                 #expect(try await post(url, Array("{not json".utf8)) == 400)
                 #expect(try await post(url, Array(#"{"message":{}}"#.utf8)) == 400)
+                // Not UTF-8: refused by the scanner (PostgreSQL would refuse the bytes too); never stored altered.
+                #expect(try await post(url, Array(#"{"update_id":7,"message":{"text":""#.utf8) + [0xFF, 0xFE] + Array(#""}}"#.utf8)) == 400)
                 var huge = Array(#"{"update_id":1002,"message":{"text":""#.utf8)
                 huge += Array(repeating: UInt8(ascii: "a"), count: (1 << 20) + 10) + Array(#""}}"#.utf8)
                 #expect(try await post(url, huge) == 413)
