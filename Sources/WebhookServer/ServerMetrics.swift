@@ -19,10 +19,24 @@ public final class ServerMetrics: Sendable {
         }
     }
 
+    // Keys of two labels are structs, not one "a|b" string: building that string cost every
+    // request an allocation.
+    struct IngestKey: Hashable, Comparable, Sendable {
+        var kind: String
+        var result: String
+        static func < (a: IngestKey, b: IngestKey) -> Bool { (a.kind, a.result) < (b.kind, b.result) }
+    }
+
+    struct RequestKey: Hashable, Comparable, Sendable {
+        var route: String
+        var status: Int
+        static func < (a: RequestKey, b: RequestKey) -> Bool { (a.route, a.status) < (b.route, b.status) }
+    }
+
     struct State: Sendable {
-        var requests: [String: Int] = [:]  // "route|status" →
+        var requests: [RequestKey: Int] = [:]
         var latency: [String: Histogram] = [:]  // route →
-        var ingested: [String: Int] = [:]  // "kind|result" →
+        var ingested: [IngestKey: Int] = [:]
     }
 
     private let state = Mutex(State())
@@ -32,26 +46,25 @@ public final class ServerMetrics: Sendable {
     /// Counts a finished request and its duration.
     public func record(route: String, status: Int, seconds: Double) {
         state.withLock { state in
-            state.requests["\(route)|\(status)", default: 0] += 1
+            state.requests[RequestKey(route: route, status: status), default: 0] += 1
             state.latency[route, default: Histogram()].observe(seconds)
         }
     }
 
     /// Counts an ingested webhook by kind and result (`enqueued`, `duplicate`, `refused`, `unavailable`).
     public func ingested(kind: String, result: String) {
-        state.withLock { $0.ingested["\(kind)|\(result)", default: 0] += 1 }
+        state.withLock { $0.ingested[IngestKey(kind: kind, result: result), default: 0] += 1 }
     }
 
     /// Requests seen for `route` with `status` (for tests).
-    public func requests(route: String, status: Int) -> Int { state.withLock { $0.requests["\(route)|\(status)"] ?? 0 } }
+    public func requests(route: String, status: Int) -> Int { state.withLock { $0.requests[RequestKey(route: route, status: status)] ?? 0 } }
 
     /// The Prometheus exposition of everything recorded, plus the gauges passed in.
     public func render(gauges: [(name: String, help: String, samples: [(labels: String, value: Double)])]) -> String {
         let snapshot = state.withLock { $0 }
         var out = "# HELP aisha_http_requests_total HTTP requests by route and status.\n# TYPE aisha_http_requests_total counter\n"
         for (key, count) in snapshot.requests.sorted(by: { $0.key < $1.key }) {
-            let parts = key.split(separator: "|", maxSplits: 1)
-            out += "aisha_http_requests_total{route=\"\(parts[0])\",status=\"\(parts[1])\"} \(count)\n"
+            out += "aisha_http_requests_total{route=\"\(key.route)\",status=\"\(key.status)\"} \(count)\n"
         }
         out += "# HELP aisha_http_request_duration_seconds Time from request to response (for webhooks: until the job is committed).\n# TYPE aisha_http_request_duration_seconds histogram\n"
         for (route, histogram) in snapshot.latency.sorted(by: { $0.key < $1.key }) {
@@ -66,8 +79,7 @@ public final class ServerMetrics: Sendable {
         }
         out += "# HELP aisha_webhooks_ingested_total Webhooks by job kind and result.\n# TYPE aisha_webhooks_ingested_total counter\n"
         for (key, count) in snapshot.ingested.sorted(by: { $0.key < $1.key }) {
-            let parts = key.split(separator: "|", maxSplits: 1)
-            out += "aisha_webhooks_ingested_total{kind=\"\(parts[0])\",result=\"\(parts[1])\"} \(count)\n"
+            out += "aisha_webhooks_ingested_total{kind=\"\(key.kind)\",result=\"\(key.result)\"} \(count)\n"
         }
         for gauge in gauges {
             out += "# HELP \(gauge.name) \(gauge.help)\n# TYPE \(gauge.name) gauge\n"
