@@ -100,10 +100,10 @@ public final class GroupCommitEnqueuer: Sendable {
 
     private func write(_ batch: [Pending], on session: PostgresSession) {
         do {
-            let jobs = batch.map(\.job)
-            let ids = try JobQueue.enqueuedIDs(jobs, try session.query(JobQueue.enqueueStatement(jobs)))
+            let requests = batch.map(\.job)
+            let ids = try JobQueue.enqueuedIDs(requests, try session.query(JobQueue.enqueueStatement(requests)))
             batches.add(1, ordering: .relaxed)
-            self.jobs.add(batch.count, ordering: .relaxed)
+            jobs.add(batch.count, ordering: .relaxed)
             for (pending, id) in zip(batch, ids) { pending.completion(.success(id == nil ? .duplicate : .enqueued)) }
         } catch let error as PostgresError where batch.count > 1 && error.sqlState?.hasPrefix("22") == true {
             // A data error (say, a payload PostgreSQL cannot store) belongs to one job: write
