@@ -100,35 +100,46 @@ enum HTTPHeadParser {
     }
 
     /// The request line's parts; `version` is the minor version of HTTP/1, or -1 for another major.
+    /// Index arithmetic, no intermediate arrays: this runs for every request.
     static func parseRequestLine(_ line: Range<Int>, _ bytes: UnsafeBufferPointer<UInt8>) -> (method: String, path: String, query: Substring?, version: Int)? {
-        let parts = bytes[line].split(separator: 0x20, omittingEmptySubsequences: false)
-        guard parts.count == 3, !parts[0].isEmpty, parts[0].allSatisfy(isTokenByte), parts[1].first == UInt8(ascii: "/") else { return nil }
-        // HTTP-version = "HTTP/" DIGIT "." DIGIT; the caller refuses majors other than 1.
-        let version = Array(parts[2])
-        guard version.count == 8, version.starts(with: Array("HTTP/".utf8)), version[6] == UInt8(ascii: "."),
-              let major = HTTPRequest.hexValue(version[5]), major <= 9, let minor = HTTPRequest.hexValue(version[7]), minor <= 9
+        guard let firstSpace = bytes[line].firstIndex(of: 0x20),
+              let secondSpace = bytes[(firstSpace + 1)..<line.upperBound].firstIndex(of: 0x20)
         else { return nil }
-        guard parts[1].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
-        let target = String(decoding: parts[1], as: UTF8.self)
-        let method = String(decoding: parts[0], as: UTF8.self)
-        if let mark = target.firstIndex(of: "?") {
-            return (method, String(target[..<mark]), target[target.index(after: mark)...], major == 1 ? Int(minor) : -1)
+        let methodRange = line.lowerBound..<firstSpace, targetRange = (firstSpace + 1)..<secondSpace
+        let versionRange = (secondSpace + 1)..<line.upperBound
+        guard !methodRange.isEmpty, bytes[methodRange].allSatisfy(isTokenByte), bytes[targetRange].first == UInt8(ascii: "/") else { return nil }
+        // HTTP-version = "HTTP/" DIGIT "." DIGIT; the caller refuses majors other than 1.
+        let v = versionRange.lowerBound
+        guard versionRange.count == 8, bytes[v] == UInt8(ascii: "H"), bytes[v + 1] == UInt8(ascii: "T"), bytes[v + 2] == UInt8(ascii: "T"),
+              bytes[v + 3] == UInt8(ascii: "P"), bytes[v + 4] == UInt8(ascii: "/"), bytes[v + 6] == UInt8(ascii: "."),
+              let major = HTTPRequest.hexValue(bytes[v + 5]), major <= 9, let minor = HTTPRequest.hexValue(bytes[v + 7]), minor <= 9
+        else { return nil }
+        guard bytes[targetRange].allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else { return nil }
+        let method = String(decoding: bytes[methodRange], as: UTF8.self)
+        let version = major == 1 ? Int(minor) : -1
+        if let mark = bytes[targetRange].firstIndex(of: UInt8(ascii: "?")) {
+            let query = String(decoding: bytes[(mark + 1)..<secondSpace], as: UTF8.self)
+            return (method, String(decoding: bytes[targetRange.lowerBound..<mark], as: UTF8.self), query[...], version)
         }
-        return (method, target, nil, major == 1 ? Int(minor) : -1)
+        return (method, String(decoding: bytes[targetRange], as: UTF8.self), nil, version)
     }
 
     static func parseField(_ line: Range<Int>, _ bytes: UnsafeBufferPointer<UInt8>) -> HTTPField? {
         let slice = bytes[line]
         // No whitespace before the colon (RFC 9112 §5.1), no obsolete line folding.
         guard let colon = slice.firstIndex(of: UInt8(ascii: ":")), colon > line.lowerBound,
-              bytes[line.lowerBound...].first.map(isTokenByte) == true,
               bytes[line.lowerBound..<colon].allSatisfy(isTokenByte)
         else { return nil }
         var valueStart = colon + 1, valueEnd = line.upperBound
         while valueStart < valueEnd && (bytes[valueStart] == 0x20 || bytes[valueStart] == 0x09) { valueStart += 1 }
         while valueEnd > valueStart && (bytes[valueEnd - 1] == 0x20 || bytes[valueEnd - 1] == 0x09) { valueEnd -= 1 }
-        guard bytes[valueStart..<valueEnd].allSatisfy({ $0 >= 0x20 || $0 == 0x09 }), !bytes[valueStart..<valueEnd].contains(0x7F) else { return nil }
-        let name = String(decoding: bytes[line.lowerBound..<colon].lazy.map { $0 >= 0x41 && $0 <= 0x5A ? $0 | 0x20 : $0 }, as: UTF8.self)
+        guard bytes[valueStart..<valueEnd].allSatisfy({ ($0 >= 0x20 || $0 == 0x09) && $0 != 0x7F }) else { return nil }
+        // Lower-cased into the new string's own storage (token bytes are ASCII).
+        let nameBytes = bytes[line.lowerBound..<colon]
+        let name = String(unsafeUninitializedCapacity: nameBytes.count) { buffer in
+            for (offset, byte) in nameBytes.enumerated() { buffer[offset] = byte >= 0x41 && byte <= 0x5A ? byte | 0x20 : byte }
+            return nameBytes.count
+        }
         return HTTPField(name: name, value: String(decoding: bytes[valueStart..<valueEnd], as: UTF8.self))
     }
 
