@@ -110,10 +110,10 @@ public struct JobQueue: Sendable {
     public static func enqueueStatement(_ jobs: [JobRequest]) -> PostgresQuery {
         """
             WITH input AS (
-                SELECT * FROM unnest(\(PostgresTextArray(jobs.map { $0.kind }))::text[], \(PostgresTextArray(jobs.map { [UInt8]($0.payload) }, of: .json))::json[],
-                                     \(jobs.map { Int($0.priority) })::int2[], \(jobs.map { $0.runAt })::timestamptz[],
-                                     \(jobs.map { $0.maxAttempts })::int4[], \(PostgresTextArray(jobs.map { $0.uniqueKey }))::text[],
-                                     \(PostgresTextArray(jobs.map { $0.serialKey }))::text[])
+                SELECT * FROM unnest(\(PostgresBinaryArray(jobs.map { $0.kind }))::text[], \(PostgresBinaryArray(utf8: jobs.map { [UInt8]($0.payload) }, of: .json))::json[],
+                                     \(PostgresBinaryArray(int2: jobs.map { $0.priority }))::int2[], \(PostgresBinaryArray(timestamps: jobs.map { $0.runAt }))::timestamptz[],
+                                     \(PostgresBinaryArray(int4: jobs.map { Int32(clamping: $0.maxAttempts) }))::int4[], \(PostgresBinaryArray(jobs.map { $0.uniqueKey }))::text[],
+                                     \(PostgresBinaryArray(jobs.map { $0.serialKey }))::text[])
                     WITH ORDINALITY AS t(kind, payload, priority, run_at, max_attempts, unique_key, serial_key, ord)
             ), inserted AS (
                 INSERT INTO jobs (kind, payload, priority, run_at, max_attempts, unique_key, serial_key)
@@ -129,7 +129,9 @@ public struct JobQueue: Sendable {
 
     /// Each job's id from the rows of `enqueueStatement(jobs)`, or nil for a duplicate.
     public static func enqueuedIDs(_ jobs: [JobRequest], _ rows: PostgresRows) throws -> [Int64?] {
-        // Identity values follow the ORDER BY ord of the INSERT … SELECT, so keyless jobs map in order.
+        // Identity values follow the ORDER BY ord of the INSERT … SELECT, and the rows come
+        // ordered by id: when every job was inserted (the usual batch) they map one to one.
+        if rows.count == jobs.count { return try rows.map { try $0.decode(Int64.self, at: 0) } }
         var byKey: [String: Int64] = [:]
         var keyless: [Int64] = []
         for row in rows {

@@ -161,42 +161,72 @@ extension Optional: PostgresArrayElement where Wrapped: PostgresArrayElement {
     public var postgresArrayText: String? { self?.postgresArrayText }
 }
 
-/// A one-dimensional `text[]` or `json[]` parameter sent in binary: each element's bytes as they
-/// are, with no quoting here and no array literal for the server to parse and unescape. For the
-/// webhook's batches, where the elements are whole JSON payloads. The server still checks each
-/// element (UTF-8, and JSON syntax for `json`): bytes that fail are a data error (SQLSTATE 22…).
-public struct PostgresTextArray: PostgresEncodable {
-    /// The element type the statement casts the parameter to (`$1::text[]`, `$1::json[]`).
+/// A one-dimensional array parameter sent in PostgreSQL's binary format: `text[]` and `json[]`
+/// elements as their bytes, with no quoting here and no array literal for the server to parse
+/// and unescape; `int2[]`, `int4[]` and `timestamptz[]` elements as fixed-size integers. For the
+/// webhook's batches, where the elements are whole JSON payloads. The server still checks text
+/// elements (UTF-8, and JSON syntax for `json`): bytes that fail are a data error (SQLSTATE 22…).
+/// The statement must cast the parameter to the same type (`$1::json[]`).
+public struct PostgresBinaryArray: PostgresEncodable {
+    /// Element types and their OIDs.
     public enum ElementType: UInt32, Sendable {
+        case int2 = 21
+        case int4 = 23
         case text = 25
         case json = 114
+        case timestamptz = 1184
     }
 
     public let postgresBind: PostgresBind
 
-    /// The array of `elements` (nil for NULL), each already UTF-8.
-    public init(_ elements: [[UInt8]?], of type: ElementType) {
+    /// The array of `elements` (nil for NULL), each already in `type`'s binary form.
+    init(_ elements: [[UInt8]?], of type: ElementType) {
         var out: [UInt8] = []
         out.reserveCapacity(20 + elements.reduce(0) { $0 + 4 + ($1?.count ?? 0) })
-        func int32(_ value: Int32) { withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) } }
-        int32(elements.isEmpty ? 0 : 1)                     // dimensions
-        int32(elements.contains { $0 == nil } ? 1 : 0)      // has NULLs
-        int32(Int32(bitPattern: type.rawValue))             // element type
+        Self.append(Int32(elements.isEmpty ? 0 : 1), to: &out)                 // dimensions
+        Self.append(Int32(elements.contains { $0 == nil } ? 1 : 0), to: &out)  // has NULLs
+        Self.append(Int32(bitPattern: type.rawValue), to: &out)                // element type
         if !elements.isEmpty {
-            int32(Int32(elements.count))                    // length of the dimension
-            int32(1)                                        // its lower bound
+            Self.append(Int32(elements.count), to: &out)                       // length of the dimension
+            Self.append(Int32(1), to: &out)                                    // its lower bound
         }
         for element in elements {
-            guard let element else { int32(-1); continue }
-            int32(Int32(element.count))
+            guard let element else { Self.append(Int32(-1), to: &out); continue }
+            Self.append(Int32(element.count), to: &out)
             out.append(contentsOf: element)
         }
         postgresBind = .binary(out)
     }
 
-    /// The array of `elements` (nil for NULL).
+    private static func append<I: FixedWidthInteger>(_ value: I, to out: inout [UInt8]) {
+        withUnsafeBytes(of: value.bigEndian) { out.append(contentsOf: $0) }
+    }
+
+    private static func bytes<I: FixedWidthInteger>(_ value: I) -> [UInt8] {
+        withUnsafeBytes(of: value.bigEndian) { Array($0) }
+    }
+
+    /// A `text[]` or `json[]` of UTF-8 bytes (nil for NULL).
+    public init(utf8 elements: [[UInt8]?], of type: ElementType) {
+        precondition(type == .text || type == .json, "UTF-8 elements make a text[] or json[]")
+        self.init(elements, of: type)
+    }
+
+    /// A `text[]` or `json[]` (nil for NULL).
     public init(_ elements: [String?], of type: ElementType = .text) {
-        self.init(elements.map { $0.map { Array($0.utf8) } }, of: type)
+        self.init(utf8: elements.map { $0.map { Array($0.utf8) } }, of: type)
+    }
+
+    /// An `int2[]`.
+    public init(int2 elements: [Int16]) { self.init(elements.map { Self.bytes($0) }, of: .int2) }
+
+    /// An `int4[]`.
+    public init(int4 elements: [Int32]) { self.init(elements.map { Self.bytes($0) }, of: .int4) }
+
+    /// A `timestamptz[]` (nil for NULL), to the microsecond like the text form.
+    public init(timestamps elements: [Date?]) {
+        // Microseconds since 2000-01-01 00:00:00 UTC.
+        self.init(elements.map { $0.map { Self.bytes(Int64((($0.timeIntervalSince1970 - 946_684_800) * 1_000_000).rounded())) } }, of: .timestamptz)
     }
 }
 

@@ -25,6 +25,10 @@ import Testing
             #expect(batch[2] == nil && batch[3] == nil)
             let kinds = try await client.query("SELECT id, kind FROM jobs").reduce(into: [Int64: String]()) { $0[try $1.decode(Int64.self, at: 0)] = try $1.decode(String.self, at: 1) }
             #expect(kinds[batch[0]!] == "a" && kinds[batch[1]!] == "b" && kinds[batch[4]!] == "e")
+            // All new (the usual webhook batch): the ids map one to one, in order.
+            let fresh = try await queue.enqueue([JobRequest(kind: "f", uniqueKey: "k3"), JobRequest(kind: "g"), JobRequest(kind: "h", uniqueKey: "k4")])
+            let freshKinds = try await client.query("SELECT id, kind FROM jobs").reduce(into: [Int64: String]()) { $0[try $1.decode(Int64.self, at: 0)] = try $1.decode(String.self, at: 1) }
+            #expect(fresh.map { $0.flatMap { freshKinds[$0] } } == ["f", "g", "h"])
             // A finished job still holds its key: a redelivered webhook is dropped.
             let claimed = try await queue.claim(limit: 10, kinds: ["telegram.update"], worker: "w", lease: .seconds(30))
             try await queue.finish(claimed.map { .init(id: $0.id, attempt: $0.attempt, outcome: .completed) }, worker: "w")

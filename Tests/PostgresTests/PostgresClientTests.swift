@@ -66,23 +66,33 @@ import Testing
         }
     }
 
-    /// Binary `text[]`/`json[]` parameters arrive element for element, bytes unchanged; what the
-    /// server cannot accept is a data error, never silently altered.
-    @Test func binaryTextArraysArriveAsSent() async throws {
+    /// Binary array parameters arrive element for element: text bytes unchanged (what the server
+    /// cannot accept is a data error, never silently altered), integers and timestamps exact.
+    @Test func binaryArraysArriveAsSent() async throws {
         try await TestDatabase.withFresh { database in
             let client = try database.client()
             defer { client.shutdown() }
             let items: [String?] = ["plain", "with,comma", #"quote" and \ back"#, "{brace}", "NULL", nil, "", "пробел ✓ 👩‍🚀"]
-            let rows = try await client.query("SELECT t, t IS NULL FROM unnest(\(PostgresTextArray(items))::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n")
+            let rows = try await client.query("SELECT t, t IS NULL FROM unnest(\(PostgresBinaryArray(items))::text[]) WITH ORDINALITY AS u(t, n) ORDER BY n")
             #expect(try rows.map { try $0.decode(String?.self, at: 0) } == items)
-            let empty = try await client.query("SELECT cardinality(\(PostgresTextArray([String?]()))::text[])")
+            let empty = try await client.query("SELECT cardinality(\(PostgresBinaryArray([String?]()))::text[])")
             #expect(try empty[0].decode(Int.self, at: 0) == 0)
+            let small: [Int16] = [0, 1, -1, .min, .max], counts: [Int32] = [0, 20, -7, .min, .max]
+            let numbers = try await client.query("SELECT a::text, b::text FROM unnest(\(PostgresBinaryArray(int2: small))::int2[], \(PostgresBinaryArray(int4: counts))::int4[]) WITH ORDINALITY AS u(a, b, n) ORDER BY n")
+            #expect(try numbers.map { try $0.decode(String.self, at: 0) } == small.map(String.init))
+            #expect(try numbers.map { try $0.decode(String.self, at: 1) } == counts.map(String.init))
+            let moments: [Date?] = [Date(timeIntervalSince1970: 1_732_530_000.123456), nil, Date(timeIntervalSince1970: 0), Date(timeIntervalSince1970: 946_684_799.5)]
+            let times = try await client.query("SELECT t FROM unnest(\(PostgresBinaryArray(timestamps: moments))::timestamptz[]) WITH ORDINALITY AS u(t, n) ORDER BY n")
+            for (row, moment) in zip(times, moments) {
+                let back = try row.decode(Date?.self, at: 0)
+                #expect((back == nil) == (moment == nil) && abs((back?.timeIntervalSince1970 ?? 0) - (moment?.timeIntervalSince1970 ?? 0)) < 0.000_001, "\(String(describing: moment))")
+            }
             let json = [#"{"b": 1,  "a":[true,null]}"#, #""\u0000""#]
-            let kept = try await client.query("SELECT j::text FROM unnest(\(PostgresTextArray(json, of: .json))::json[]) WITH ORDINALITY AS u(j, n) ORDER BY n")
+            let kept = try await client.query("SELECT j::text FROM unnest(\(PostgresBinaryArray(json, of: .json))::json[]) WITH ORDINALITY AS u(j, n) ORDER BY n")
             #expect(try kept.map { try $0.decode(String.self, at: 0) } == json, "json keeps the text byte for byte")
             for (bad, state) in [([UInt8]("{\"a\":".utf8), "22P02"), ([0x22, 0xFF, 0x22], "22021")] {
                 do {
-                    _ = try await client.query("SELECT \(PostgresTextArray([bad], of: .json))::json[]")
+                    _ = try await client.query("SELECT \(PostgresBinaryArray(utf8: [bad], of: .json))::json[]")
                     Issue.record("\(bad) was accepted")
                 } catch let error as PostgresError {
                     #expect(error.sqlState == state, "\(bad)")
