@@ -166,7 +166,9 @@ extension Optional: PostgresArrayElement where Wrapped: PostgresArrayElement {
 /// and unescape; `int2[]`, `int4[]` and `timestamptz[]` elements as fixed-size integers. For the
 /// webhook's batches, where the elements are whole JSON payloads. The server still checks text
 /// elements (UTF-8, and JSON syntax for `json`): bytes that fail are a data error (SQLSTATE 22…).
-/// The statement must cast the parameter to the same type (`$1::json[]`).
+/// The statement must cast the parameter to the same type (`$1::json[]`): the binary form names
+/// its element type, which is why plain Swift arrays keep the text form (`PostgresArrayLiteral`),
+/// whose element type the statement's cast decides.
 public struct PostgresBinaryArray: PostgresEncodable {
     /// Element types and their OIDs.
     public enum ElementType: UInt32, Sendable {
