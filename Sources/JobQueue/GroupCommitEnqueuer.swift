@@ -101,7 +101,14 @@ public final class GroupCommitEnqueuer: Sendable {
     private func write(_ batch: [Pending], on session: PostgresSession) {
         do {
             let requests = batch.map(\.job)
-            let ids = try JobQueue.enqueuedIDs(requests, try session.query(JobQueue.enqueueStatement(requests)))
+            let rows: PostgresRows
+            do {
+                rows = try session.query(JobQueue.enqueueStatement(requests, assumingNewKeys: true))
+            } catch let error as PostgresError where error.sqlState == "23505" {
+                // A redelivery is in the batch: the statement stored nothing; skip the taken keys.
+                rows = try session.query(JobQueue.enqueueStatement(requests))
+            }
+            let ids = try JobQueue.enqueuedIDs(requests, rows)
             batches.add(1, ordering: .relaxed)
             jobs.add(batch.count, ordering: .relaxed)
             for (pending, id) in zip(batch, ids) { pending.completion(.success(id == nil ? .duplicate : .enqueued)) }
