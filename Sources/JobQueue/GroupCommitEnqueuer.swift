@@ -12,8 +12,9 @@ import Synchronization
 /// PostgreSQL session of its own and blocking calls: a batch costs no task, no hop to the
 /// client's threads and back, and a writer that finds more pending goes on without waking
 /// anyone. The first caller to find fewer than `maxInFlight` writers busy starts one; it keeps
-/// writing until nothing is pending. With `maxInFlight` 2, one batch collects while the other
-/// commits.
+/// writing until nothing is pending. One writer is the default: a second overlaps its batch with
+/// the first's commit, but each batch is then smaller and every statement and commit has a fixed
+/// cost, so on 2 cores one writer stored more (docs/benchmarks.md, session 10).
 public final class GroupCommitEnqueuer: Sendable {
     public enum Result: Sendable, Equatable {
         /// A new job was stored.
@@ -47,7 +48,7 @@ public final class GroupCommitEnqueuer: Sendable {
 
     /// An enqueuer writing into `queue`'s database (with its settings, on sessions of its own),
     /// at most `maxBatch` jobs per statement and `maxInFlight` statements at once.
-    public init(queue: JobQueue, maxBatch: Int = 500, maxInFlight: Int = 2) {
+    public init(queue: JobQueue, maxBatch: Int = 500, maxInFlight: Int = 1) {
         precondition(maxBatch > 0 && maxInFlight > 0)
         self.configuration = queue.database.configuration
         self.maxBatch = maxBatch

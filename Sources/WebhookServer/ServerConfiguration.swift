@@ -28,7 +28,7 @@ public struct ServerConfiguration: Sendable {
     public init(
         host: String = "127.0.0.1", port: Int = 8080, httpThreads: Int = 1, databaseURL: String, migrationsDirectory: String = "Migrations", databasePoolSize: Int = 10,
         telegramWebhookSecret: String, falJWKSURL: String = "https://rest.fal.ai/.well-known/jwks.json", falUserID: String? = nil,
-        falJWKSRefetchSeconds: Double = 60, ingestWriters: Int = 2, telegramBodyLimit: Int = 1 << 20, falBodyLimit: Int = 1 << 20
+        falJWKSRefetchSeconds: Double = 60, ingestWriters: Int = 1, telegramBodyLimit: Int = 1 << 20, falBodyLimit: Int = 1 << 20
     ) {
         self.ingestWriters = ingestWriters
         self.falJWKSRefetchSeconds = falJWKSRefetchSeconds
@@ -65,7 +65,7 @@ public struct ServerConfiguration: Sendable {
             migrationsDirectory: environment["AISHA_MIGRATIONS_DIR"] ?? "Migrations", databasePoolSize: try positive("AISHA_DB_POOL_SIZE", 10),
             telegramWebhookSecret: secret, falJWKSURL: environment["AISHA_FAL_JWKS_URL"] ?? "https://rest.fal.ai/.well-known/jwks.json",
             falUserID: environment["AISHA_FAL_USER_ID"].flatMap { $0.isEmpty ? nil : $0 },
-            falJWKSRefetchSeconds: Double(environment["AISHA_FAL_JWKS_REFETCH_SECONDS"] ?? "60") ?? 60, ingestWriters: try positive("AISHA_INGEST_WRITERS", 2),
+            falJWKSRefetchSeconds: Double(environment["AISHA_FAL_JWKS_REFETCH_SECONDS"] ?? "60") ?? 60, ingestWriters: try positive("AISHA_INGEST_WRITERS", 1),
             telegramBodyLimit: try positive("AISHA_TELEGRAM_BODY_LIMIT", 1 << 20), falBodyLimit: try positive("AISHA_FAL_BODY_LIMIT", 1 << 20)
         )
     }
