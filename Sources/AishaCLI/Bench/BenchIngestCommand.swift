@@ -47,11 +47,14 @@ struct BenchIngestCommand: AsyncParsableCommand {
             var wrkRuns: [WrkResult] = []
             var pgbench: [Double] = []
             var offset = 0
+            if await !BenchSupport.settle(url: scratch) { print("  (CHECKPOINT refused: runs are not isolated from each other's writes)") }
             for _ in 0..<runs {
                 let result = try await wrk(base: base, idOffset: offset)
                 offset += 100_000_000
                 wrkRuns.append(result)
+                await BenchSupport.settle(url: scratch)
                 pgbench.append(try await BenchSupport.pgbenchInsertTPS(url: scratch, clients: concurrency, seconds: seconds))
+                await BenchSupport.settle(url: scratch)
             }
             // Durable means stored: every acknowledged update is a row.
             let client = try PostgresClient(url: scratch, maxConnections: 1, logger: logger)
@@ -73,6 +76,7 @@ struct BenchIngestCommand: AsyncParsableCommand {
             var pause = max(1, Int((Double(concurrency) / target * 1000 - median(wrkRuns.map(\.p50)) * 1000).rounded()))
             var halves: [WrkResult] = []
             for run in 0..<runs {
+                await BenchSupport.settle(url: scratch)
                 let result = try await wrk(base: base, idOffset: 1_000_000_000 + run * 100_000_000, delayMilliseconds: pause)
                 halves.append(result)
                 // Steer the next run's pause towards the target rate.

@@ -56,6 +56,20 @@ enum BenchSupport {
         }
     }
 
+    /// Writes the previous run's data out before the next run starts (`CHECKPOINT`), so no run
+    /// pays for another's. A growing table leaves its new pages dirty in the kernel's cache
+    /// (PostgreSQL extends files with plain writes); the kernel writes them out in one burst about
+    /// 30 s later, and every commit of whatever runs then waits behind it: pgbench after our runs,
+    /// and the half-load runs after the closed loop, paid for 100–200 MB of someone else's pages
+    /// (docs/benchmarks.md, session 10). False when the role may not checkpoint (it needs
+    /// superuser or `pg_checkpoint`); the runs are then not isolated.
+    @discardableResult
+    static func settle(url: String) async -> Bool {
+        guard let client = try? PostgresClient(url: url, maxConnections: 1, logger: Logger(label: "bench")) else { return false }
+        defer { client.shutdown() }
+        return (try? await client.query("CHECKPOINT")) != nil
+    }
+
     /// pgbench's transactions per second for a one-row INSERT per transaction at `clients`.
     static func pgbenchInsertTPS(url: String, clients: Int, seconds: Int) async throws -> Double {
         let client = try PostgresClient(url: url, maxConnections: 1, logger: Logger(label: "bench"))
