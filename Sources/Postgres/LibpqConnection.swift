@@ -40,12 +40,23 @@ final class LibpqConnection: @unchecked Sendable {
         PQfinish(pointer)
     }
 
+    /// TCP settings for every connection, so that a database that vanishes without closing the
+    /// connection (a dead host, a dropped network path) fails the calls waiting on it instead of
+    /// blocking them for the kernel's defaults (15 minutes of retransmissions, 2 hours before the
+    /// first keepalive): data unacknowledged for 15 s, or an idle wait whose peer answers no probe
+    /// for 15 + 3 × 5 s, ends the connection. A long statement is not affected: a live peer's
+    /// kernel answers the probes while it runs. The URL may override each (`?tcp_user_timeout=…`).
+    static let tcpDefaults: [(String, String)] = [
+        ("keepalives", "1"), ("keepalives_idle", "15"), ("keepalives_interval", "5"), ("keepalives_count", "3"),
+        ("tcp_user_timeout", "15000"),
+    ]
+
     /// Opens a connection (blocking). Settings after `dbname` override the URL; those before it are defaults.
     static func connect(_ configuration: PostgresClient.Configuration) throws -> LibpqConnection {
         let defaults: [(String, String)] = [
             ("connect_timeout", String(max(1, Int(configuration.connectTimeout.components.seconds)))),
             ("application_name", configuration.applicationName),
-        ]
+        ] + tcpDefaults
         let pairs = defaults + [("dbname", configuration.connectionString)]
         let keywords = pairs.map { strdup($0.0) } + [nil]
         let values = pairs.map { strdup($0.1) } + [nil]
