@@ -53,8 +53,7 @@ public struct GenerationStore: Sendable {
     /// Charges `count × imagePrice` and queues the generation, in one transaction. `id` makes
     /// a repeated request (a double tap) the same request.
     public func request(id: UUID = UUID(), userID: Int64, avatarID: UUID, chatID: Int64, prompt: String, aspectRatio: String, count: Int, settings: PipelineSettings) async throws -> Request {
-        let trimmed = prompt.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard (3...1000).contains(trimmed.count), (1...4).contains(count), ["1:1", "3:4", "4:3", "9:16", "16:9"].contains(aspectRatio) else { return .invalid }
+        guard let trimmed = GenerationRules.validPrompt(prompt), (1...4).contains(count), ["1:1", "3:4", "4:3", "9:16", "16:9"].contains(aspectRatio) else { return .invalid }
         return try await database.withTransaction { tx in
             guard try await tx.query("SELECT 1 FROM avatars WHERE id = \(avatarID) AND user_id = \(userID) AND status = 'completed' FOR SHARE").count == 1 else { return .avatarNotReady }
             let price = count * settings.imagePrice

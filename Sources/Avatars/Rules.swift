@@ -92,6 +92,18 @@ public enum PhotoRules {
     }
 }
 
+public enum GenerationRules {
+    /// A prompt of 3–1000 characters after trimming, without control characters other than line
+    /// breaks and tabs: they mean nothing to the model, and a NUL cannot be stored in a chat's
+    /// state (jsonb).
+    public static func validPrompt(_ raw: String) -> String? {
+        let prompt = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        let control = prompt.unicodeScalars.contains { $0.properties.generalCategory == .control && !"\n\r\t".unicodeScalars.contains($0) }
+        guard (3...1000).contains(prompt.count), !control else { return nil }
+        return prompt
+    }
+}
+
 public enum AvatarRules {
     /// A name of 2–40 characters after trimming, without control characters.
     public static func validName(_ raw: String) -> String? {

@@ -240,11 +240,7 @@ public enum Conversation {
             actions.append(.reply(Reply("avatar.renamed", ["name": name], buttons: mainMenu)))
             return (.idle, actions)
         case (.prompt(let avatarID), .text(let text)):
-            let prompt = text.trimmingCharacters(in: .whitespacesAndNewlines)
-            // Control characters other than line breaks and tabs mean nothing to the model, and a
-            // NUL cannot be stored in the chat's state (jsonb).
-            let control = prompt.unicodeScalars.contains { $0.properties.generalCategory == .control && !"\n\r\t".unicodeScalars.contains($0) }
-            guard (3...1000).contains(prompt.count), !control else {
+            guard let prompt = GenerationRules.validPrompt(text) else {
                 actions.append(.reply(Reply("generate.prompt.invalid")))
                 return (step, actions)
             }
