@@ -15,8 +15,7 @@ public final class Sandbox: Sendable {
         let transcript = Transcript()
         self.transcript = transcript
         self.telegram = SandboxTelegram(configuration: telegram, transcript: transcript)
-        let directory = storageDirectory ?? FileManager.default.temporaryDirectory.appendingPathComponent("aisha-sandbox-\(UUID().uuidString)").path
-        self.fal = SandboxFAL(configuration: fal, transcript: transcript, storageDirectory: directory)
+        self.fal = SandboxFAL(configuration: fal, transcript: transcript, storageDirectory: storageDirectory)
     }
 
     /// The URLs our clients use to reach the stand-ins on `baseURL`.

@@ -100,11 +100,13 @@ public final class SandboxFAL: Sendable {
     let http = CurlClient()
     let baseURL = Mutex<String>("")
 
-    public init(configuration: Configuration = .init(), transcript: Transcript, storageDirectory: String) {
+    /// Files go to `storageDirectory`, or to a fresh temporary folder removed with the Sandbox.
+    public init(configuration: Configuration = .init(), transcript: Transcript, storageDirectory: String? = nil) {
         self.configuration = configuration
         self.transcript = transcript
         self.state = Mutex(State(keys: [Ed25519PrivateKey()]))
-        self.storage = SandboxFileStore(directory: storageDirectory)
+        let temporary = FileManager.default.temporaryDirectory.appendingPathComponent("aisha-sandbox-\(UUID().uuidString)").path
+        self.storage = SandboxFileStore(directory: storageDirectory ?? temporary, isTemporary: storageDirectory == nil)
     }
 
     // MARK: - Controls for tests and the demo
@@ -126,6 +128,9 @@ public final class SandboxFAL: Sendable {
     public var requests: [QueuedRequest] { state.withLock { state in state.order.compactMap { state.requests[$0] } } }
 
     public func request(_ id: String) -> QueuedRequest? { state.withLock { $0.requests[id] } }
+
+    /// Where uploaded files are kept.
+    public var storageDirectory: String { storage.directory }
 
     /// The bytes of a file in sandbox storage, by its URL.
     public func file(at url: String) -> Data? { storage.id(fromURL: url).flatMap { storage.read($0) } }
@@ -465,12 +470,19 @@ public final class SandboxFAL: Sendable {
 }
 
 /// Files uploaded to or produced by the sandbox FAL, one file per id on disk.
-struct SandboxFileStore: Sendable {
+final class SandboxFileStore: Sendable {
     let directory: String
+    /// A folder the store made for itself is removed with it; one the caller named is kept.
+    let isTemporary: Bool
 
-    init(directory: String) {
+    init(directory: String, isTemporary: Bool) {
         self.directory = directory
+        self.isTemporary = isTemporary
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    deinit {
+        if isTemporary { try? FileManager.default.removeItem(atPath: directory) }
     }
 
     static func isValidID(_ id: String) -> Bool { UUID(uuidString: id) != nil }

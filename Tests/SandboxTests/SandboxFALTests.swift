@@ -23,6 +23,22 @@ import Testing
         return payload
     }
 
+    /// Every test makes a Sandbox; a folder it made for itself must not outlive it.
+    @Test func aTemporaryStorageFolderIsRemovedWithTheSandboxANamedOneIsKept() throws {
+        var temporary: String?
+        do {
+            let scoped = Sandbox()
+            temporary = scoped.fal.storageDirectory
+            #expect(FileManager.default.fileExists(atPath: scoped.fal.storageDirectory))
+        }
+        #expect(!FileManager.default.fileExists(atPath: try #require(temporary)))
+
+        let named = NSTemporaryDirectory() + "/aisha-named-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: named) }
+        do { _ = Sandbox(storageDirectory: named) }
+        #expect(FileManager.default.fileExists(atPath: named))
+    }
+
     @Test func trainingThenGenerationWithWebhooksThatVerify() async throws {
         try await sandbox.run { endpoints in
             let fal = client(endpoints)

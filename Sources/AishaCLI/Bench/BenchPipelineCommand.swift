@@ -27,7 +27,7 @@ struct BenchPipelineCommand: AsyncParsableCommand {
     func run() async throws {
         let logger = BenchSupport.logger
         let storage = ObjectStorage(configuration: try ObjectStorage.Configuration.fromEnvironment())
-        let sandbox = Sandbox(storageDirectory: NSTemporaryDirectory() + "/aisha-bench-fal-\(UUID().uuidString)")
+        let sandbox = Sandbox()
         let sizes = sizesKB.split(separator: ",").compactMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         print("aisha bench pipeline: \(photos) photos per avatar, sizes \(sizes.map { "\($0) KB" }.joined(separator: ", ")), \(runs) runs each")
         try await sandbox.run { endpoints in
