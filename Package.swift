@@ -47,8 +47,10 @@ let package = Package(
         .target(name: "Zip", dependencies: ["CLibzip"], swiftSettings: swiftSettings),
         .target(name: "Imaging", swiftSettings: swiftSettings),
         .target(name: "ObjectStorage", dependencies: ["Curl", "Signing"], swiftSettings: swiftSettings),
-        .target(name: "FAL", dependencies: ["Curl", "Signing"], swiftSettings: swiftSettings),
-        .target(name: "Telegram", dependencies: ["Curl"], swiftSettings: swiftSettings),
+        // JSON text without Codable, for the hot paths where `JSONDecoder`/`JSONEncoder` cost most.
+        .target(name: "JSON", swiftSettings: swiftSettings),
+        .target(name: "FAL", dependencies: ["Curl", "Signing", "JSON"], swiftSettings: swiftSettings),
+        .target(name: "Telegram", dependencies: ["Curl", "JSON"], swiftSettings: swiftSettings),
         .target(name: "RateLimit", dependencies: ["Postgres", "JobQueue", "Telegram"], swiftSettings: swiftSettings),
         // Every user-facing text, English and Russian, as data.
         .target(name: "Messages", resources: [.copy("Resources/en.json"), .copy("Resources/ru.json"), .copy("Resources/presets.json")], swiftSettings: swiftSettings),
@@ -58,7 +60,7 @@ let package = Package(
         .target(
             name: "Pipeline",
             dependencies: [
-                "Avatars", "Messages", "JobQueue", "Postgres", "ObjectStorage", "FAL", "Telegram", "RateLimit", "Zip", "Imaging", "Signing", "Curl", "BlockingIO",
+                "Avatars", "Messages", "JobQueue", "Postgres", "ObjectStorage", "FAL", "Telegram", "RateLimit", "Zip", "Imaging", "Signing", "Curl", "BlockingIO", "JSON",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -73,7 +75,7 @@ let package = Package(
         .target(
             name: "Sandbox",
             dependencies: [
-                "Curl", "FAL", "Imaging", "RateLimit", "Signing", "Zip",
+                "Curl", "FAL", "Imaging", "JSON", "RateLimit", "Signing", "Zip",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -151,6 +153,7 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
 
+        .testTarget(name: "JSONTests", dependencies: ["JSON", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "ImagingTests", dependencies: ["Imaging", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(name: "SigningTests", dependencies: ["Signing"], swiftSettings: swiftSettings),
         .testTarget(name: "PostgresTests", dependencies: ["Postgres", "TestSupport"], swiftSettings: swiftSettings),
@@ -166,17 +169,17 @@ let package = Package(
         .testTarget(name: "ObjectStorageTests", dependencies: ["ObjectStorage", "Signing", "TestSupport"], swiftSettings: swiftSettings),
         .testTarget(
             name: "FALTests",
-            dependencies: ["FAL", "Signing", "TestSupport", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["FAL", "JSON", "Signing", "TestSupport", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "TelegramTests",
-            dependencies: ["Telegram", "TestSupport", .product(name: "Hummingbird", package: "hummingbird")],
+            dependencies: ["Telegram", "JSON", "TestSupport", .product(name: "Hummingbird", package: "hummingbird")],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "SandboxTests",
-            dependencies: ["Sandbox", "Telegram", "FAL", "Curl", "Zip", "Imaging", "Signing", "RateLimit", "TestSupport"],
+            dependencies: ["Sandbox", "Telegram", "FAL", "JSON", "Curl", "Zip", "Imaging", "Signing", "RateLimit", "TestSupport"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -192,7 +195,7 @@ let package = Package(
             name: "PipelineTests",
             dependencies: [
                 "Pipeline", "Bot", "Avatars", "Messages", "JobQueue", "Postgres", "ObjectStorage", "FAL", "Telegram", "RateLimit", "Sandbox", "WebhookServer",
-                "Imaging", "Zip", "TestSupport",
+                "Imaging", "JSON", "Zip", "TestSupport",
                 .product(name: "Logging", package: "swift-log"), .product(name: "Hummingbird", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings

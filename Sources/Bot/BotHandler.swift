@@ -6,7 +6,7 @@ import Logging
 import Messages
 public import Pipeline
 import Postgres
-public import RateLimit
+import RateLimit
 import ObjectStorage
 import Signing
 import Telegram

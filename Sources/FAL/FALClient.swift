@@ -1,5 +1,6 @@
 import Curl
 import Foundation
+import JSON
 
 /// FAL's queue and storage API (external-apis §1, §3A). Every call carries
 /// `Authorization: Key …` (except the pre-signed storage PUT) and a deadline.

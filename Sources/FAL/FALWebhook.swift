@@ -1,4 +1,5 @@
 public import Foundation
+public import JSON
 public import Signing
 
 /// The JSON FAL posts to our webhook when a queued request ends (external-apis §2.1).

@@ -1,6 +1,7 @@
 import Avatars
 public import FAL
 import Foundation
+import JSON
 import JobQueue
 public import Logging
 import Messages

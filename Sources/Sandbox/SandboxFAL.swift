@@ -3,6 +3,7 @@ public import FAL
 public import Foundation
 import Hummingbird
 import Imaging
+public import JSON
 public import Signing
 import Synchronization
 import Zip

@@ -1,5 +1,6 @@
 import FAL
 import Foundation
+import JSON
 import Hummingbird
 
 /// Response helpers shared by the Sandbox's two stand-ins.

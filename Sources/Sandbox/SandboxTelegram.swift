@@ -1,8 +1,9 @@
 import Curl
-public import FAL
+import FAL
 public import Foundation
 import Hummingbird
 import Imaging
+public import JSON
 import Signing
 public import RateLimit
 import Synchronization

@@ -1,6 +1,7 @@
 import FAL
 import Foundation
 import Imaging
+import JSON
 
 /// A simulated Telegram user in a private chat with the bot. Each action is recorded in the
 /// chat, turned into the `Update` Telegram would send, and delivered to the webhook; the

@@ -1,3 +1,5 @@
+public import JSON
+
 /// An inline keyboard (rows of buttons).
 public struct InlineKeyboardMarkup: Codable, Sendable, Equatable {
     public var inlineKeyboard: [[InlineKeyboardButton]]
@@ -6,6 +8,22 @@ public struct InlineKeyboardMarkup: Codable, Sendable, Equatable {
 
     /// A keyboard from rows.
     public init(_ rows: [[InlineKeyboardButton]]) { inlineKeyboard = rows }
+
+    /// As `JSONEncoder` writes it, without Codable (it goes with every reply).
+    public func write(to json: inout JSONWriter) {
+        json.object { json in
+            json.key("inline_keyboard")
+            json.array(inlineKeyboard) { json, row in
+                json.array(row) { json, button in
+                    json.object { json in
+                        json.member("text", button.text)
+                        json.member("callback_data", button.callbackData)
+                        json.member("url", button.url)
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// One inline button: a callback or a URL.

@@ -1,5 +1,6 @@
 import Curl
 import Foundation
+import JSON
 
 /// The Bot API client (external-apis §5). Every call has a deadline; errors come back as
 /// `TelegramError` mapped to an action, or `CurlError` for transport failures. The token only
@@ -23,6 +24,17 @@ public struct TelegramClient: Sendable {
         return try decode(try await http.execute(request))
     }
 
+    /// Calls `method` with a body `write` makes and returns its `result` as parsed JSON: the calls
+    /// made for every reply (sendMessage, answerCallbackQuery) skip `JSONEncoder` and
+    /// `JSONDecoder`, which were a fifth of the worker's CPU at 1,000 replies/s.
+    private func call(_ method: String, writing write: (inout JSONWriter) -> Void) async throws -> JSONValue {
+        var json = JSONWriter()
+        json.object(write)
+        let request = CurlRequest(.post, url: "\(apiBaseURL)/bot\(token)/\(method)", headers: [("Content-Type", "application/json")], body: .bytes(Data(json.bytes)), timeout: timeout)
+        let response = try await http.execute(request)
+        return try TelegramResponse<JSONValue>.result(of: response.body, status: response.status)
+    }
+
     private func decode<Result: Decodable & Sendable>(_ response: CurlResponse) throws -> Result {
         let envelope: TelegramResponse<Result>
         do {
@@ -38,14 +50,19 @@ public struct TelegramClient: Sendable {
     /// Text formatting modes.
     public enum ParseMode: String, Codable, Sendable { case html = "HTML", markdownV2 = "MarkdownV2" }
 
-    private struct SendMessage: Encodable {
-        var chat_id: Int64, text: String, parse_mode: ParseMode?, reply_markup: InlineKeyboardMarkup?
-    }
-
     /// Sends a text message (1–4096 characters).
     @discardableResult
-    public func sendMessage(chatID: Int64, text: String, parseMode: ParseMode? = nil, replyMarkup: InlineKeyboardMarkup? = nil) async throws -> Message {
-        try await call("sendMessage", SendMessage(chat_id: chatID, text: text, parse_mode: parseMode, reply_markup: replyMarkup))
+    public func sendMessage(chatID: Int64, text: String, parseMode: ParseMode? = nil, replyMarkup: InlineKeyboardMarkup? = nil) async throws -> SentMessage {
+        let result = try await call("sendMessage") { json in
+            json.member("chat_id", chatID)
+            json.member("text", text)
+            json.member("parse_mode", parseMode?.rawValue)
+            if let replyMarkup { json.key("reply_markup"); replyMarkup.write(to: &json) }
+        }
+        guard case .number(let id)? = result["message_id"], let messageID = Int64(exactly: id) else {
+            throw TelegramError(errorCode: 0, description: "unreadable Bot API response: sendMessage returned no message_id")
+        }
+        return SentMessage(messageID: messageID)
     }
 
     private struct EditText: Encodable {
@@ -71,23 +88,26 @@ public struct TelegramClient: Sendable {
         try await ignoringNoOp { let _: Bool = try await call("deleteMessage", MessageRef(chat_id: chatID, message_id: messageID)) }
     }
 
-    private struct AnswerCallback: Encodable { var callback_query_id: String, text: String?, show_alert: Bool? }
-
     /// Answers a button press (always do: the client shows a spinner until then). A query that
     /// is too old is ignored.
     public func answerCallbackQuery(id: String, text: String? = nil, showAlert: Bool = false) async throws {
         do {
-            let _: Bool = try await call("answerCallbackQuery", AnswerCallback(callback_query_id: id, text: text, show_alert: showAlert ? true : nil))
+            _ = try await call("answerCallbackQuery") { json in
+                json.member("callback_query_id", id)
+                json.member("text", text)
+                json.member("show_alert", showAlert ? true : nil)
+            }
         } catch let error as TelegramError where error.kind == .callbackQueryTooOld {
             return
         }
     }
 
-    private struct ChatAction: Encodable { var chat_id: Int64, action: String }
-
     /// Shows "typing…" / "sending photo…" (`typing`, `upload_photo` …).
     public func sendChatAction(chatID: Int64, action: String) async throws {
-        let _: Bool = try await call("sendChatAction", ChatAction(chat_id: chatID, action: action))
+        _ = try await call("sendChatAction") { json in
+            json.member("chat_id", chatID)
+            json.member("action", action)
+        }
     }
 
     /// A photo to send.

@@ -1,4 +1,5 @@
 public import Foundation
+public import JSON
 
 /// A Bot API error, mapped to what the caller must do (external-apis §5.5). Its description
 /// never contains the bot token.
@@ -110,4 +111,25 @@ public struct TelegramResponse<Result: Decodable & Sendable>: Decodable, Sendabl
 
     /// Decodes an envelope from a response body.
     public static func decode(_ body: Data) throws -> TelegramResponse<Result> { try JSONDecoder().decode(Self.self, from: body) }
+}
+
+extension TelegramResponse where Result == JSONValue {
+    /// The `result` of an answer read with `JSONValue` (no Codable), or the mapped error; a body
+    /// that is not an envelope is an error naming the HTTP status, as with `decode`.
+    public static func result(of body: Data, status: Int) throws(TelegramError) -> JSONValue {
+        guard let envelope = try? JSONValue(parsing: body), case .bool(let ok)? = envelope["ok"] else {
+            throw TelegramError(errorCode: status, description: "unreadable Bot API response (HTTP \(status))")
+        }
+        if ok, let result = envelope["result"] { return result }
+        func integer(_ value: JSONValue?) -> Int64? { if case .number(let number)? = value { Int64(exactly: number) } else { nil } }
+        let parameters = envelope["parameters"]
+        throw TelegramError(errorCode: integer(envelope["error_code"]).map { Int($0) } ?? 0, description: envelope["description"]?.stringValue ?? "no description",
+                            retryAfter: integer(parameters?["retry_after"]).map { Int($0) }, migrateToChatID: integer(parameters?["migrate_to_chat_id"]))
+    }
+}
+
+/// What a sent text message's answer holds that callers use: its id (to edit or delete it).
+public struct SentMessage: Sendable, Equatable {
+    public var messageID: Int64
+    public init(messageID: Int64) { self.messageID = messageID }
 }

@@ -1,5 +1,6 @@
 import FAL
 import Foundation
+import JSON
 import Signing
 import Testing
 

@@ -2,6 +2,7 @@ import Avatars
 import Bot
 import FAL
 import Foundation
+import JSON
 import ObjectStorage
 import Pipeline
 import Postgres

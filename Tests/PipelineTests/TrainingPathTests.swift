@@ -1,6 +1,7 @@
 import Avatars
 import FAL
 import Foundation
+import JSON
 import JobQueue
 import ObjectStorage
 import Pipeline

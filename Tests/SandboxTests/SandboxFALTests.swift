@@ -1,6 +1,7 @@
 import FAL
 import Foundation
 import Imaging
+import JSON
 import Sandbox
 import Signing
 import Synchronization

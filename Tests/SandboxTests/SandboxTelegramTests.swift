@@ -1,6 +1,7 @@
 import Curl
 import FAL
 import Foundation
+import JSON
 import RateLimit
 import Sandbox
 import Synchronization
@@ -18,7 +19,9 @@ import Testing
             let client = TelegramClient(token: token, apiBaseURL: endpoints.telegramAPI)
             sandbox.telegram.user(id: 501, firstName: "Ann")
             let keyboard = InlineKeyboardMarkup([[try .callback("Create avatar", data: "av:new")], [try .callback("Help", data: "help")]])
-            let sent = try await client.sendMessage(chatID: 501, text: "Welcome!", replyMarkup: keyboard)
+            // The whole Message the Sandbox answers, as the real API does (the client keeps only its id).
+            struct SendMessage: Encodable { var chat_id: Int64, text: String, reply_markup: InlineKeyboardMarkup }
+            let sent = try await client.call("sendMessage", SendMessage(chat_id: 501, text: "Welcome!", reply_markup: keyboard), as: Message.self)
             #expect(sent.messageID == 1 && sent.chat.id == 501 && sent.text == "Welcome!" && sent.replyMarkup == keyboard)
 
             // Same content again: Telegram's 400 "message is not modified", which the client treats as done.
@@ -31,6 +34,12 @@ import Testing
             try await client.deleteMessage(chatID: 501, messageID: sent.messageID)
             try await client.deleteMessage(chatID: 501, messageID: sent.messageID)  // "not found": a no-op
             #expect(sandbox.telegram.messages(inChat: 501).first?.deleted == true)
+
+            // sendMessage writes its parameters without Codable and reads back only the id.
+            let tricky = "Hi \"again\" \\ ✓\n\u{1}\ttab"
+            #expect(try await client.sendMessage(chatID: 501, text: tricky, replyMarkup: keyboard).messageID == 2)
+            #expect(sandbox.telegram.lastBotMessage(inChat: 501)?.text == tricky)
+            #expect(sandbox.telegram.lastBotMessage(inChat: 501)?.keyboard.flatMap { $0.map(\.callbackData) } == ["av:new", "help"])
 
             await #expect(throws: TelegramError.self) { try await client.editMessageText(chatID: 501, messageID: 99, text: "x") }
             do {

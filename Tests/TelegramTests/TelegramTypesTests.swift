@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Telegram
 import Testing
 
@@ -65,6 +66,11 @@ enum Fixtures {
         let keyboard = InlineKeyboardMarkup([[try .callback("Yes", data: "train:ok:42"), .link("Help", url: "https://example.com")]])
         let json = String(decoding: try JSONEncoder().encode(keyboard), as: UTF8.self)
         #expect(json.contains(#""inline_keyboard""#) && json.contains(#""callback_data":"train:ok:42""#))
+        // The writer the hot path uses says the same.
+        var written = JSONWriter()
+        keyboard.write(to: &written)
+        #expect(try JSONDecoder().decode(InlineKeyboardMarkup.self, from: Data(written.bytes)) == keyboard)
+        #expect(String(decoding: written.bytes, as: UTF8.self) == #"{"inline_keyboard":[[{"text":"Yes","callback_data":"train:ok:42"},{"text":"Help","url":"https://example.com"}]]}"#)
     }
 }
 
@@ -101,6 +107,22 @@ enum Fixtures {
     ])
     func descriptionsMapToKinds(code: Int, description: String, kind: TelegramError.Kind) {
         #expect(TelegramError(errorCode: code, description: description).kind == kind)
+    }
+
+    /// The hot calls read envelopes with `JSONValue`: every recorded error maps exactly as the
+    /// Codable path maps it, and a body that is no envelope names the HTTP status.
+    @Test func envelopesReadWithoutCodableMapTheSame() throws {
+        for name in ["error-not-modified.json", "error-blocked.json", "error-429.json", "error-migrated.json"] {
+            let viaCodable = try error(name)
+            #expect(throws: viaCodable) { try TelegramResponse<JSONValue>.result(of: try Fixtures.data(name), status: viaCodable.errorCode) }
+        }
+        let ok = try TelegramResponse<JSONValue>.result(of: Data(#"{"ok":true,"result":{"message_id":7,"chat":{"id":5}}}"#.utf8), status: 200)
+        #expect(ok["message_id"] == .number(7))
+        for body in ["<html>Bad Gateway</html>", #"{"result":true}"#, ""] {
+            #expect(throws: TelegramError(errorCode: 502, description: "unreadable Bot API response (HTTP 502)")) {
+                try TelegramResponse<JSONValue>.result(of: Data(body.utf8), status: 502)
+            }
+        }
     }
 
     @Test func successfulEnvelopesDecode() throws {

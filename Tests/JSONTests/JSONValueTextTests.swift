@@ -1,4 +1,4 @@
-import FAL
+import JSON
 import Foundation
 import Testing
 import TestSupport
