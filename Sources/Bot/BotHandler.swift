@@ -97,13 +97,13 @@ public enum BotHandler {
             }
             let stored = loaded[1].first
             if let stored, try stored.decode(String?.self, at: 1) == updateKey,
-               let saved = try stored.decode(String?.self, at: 2).flatMap({ try? JSONDecoder().decode(FollowUps.self, from: Data($0.utf8)) }) {
+               let saved = try stored.decode(String?.self, at: 2).flatMap(FollowUps.init(jsonText:)) {
                 // This update was applied and its worker died before the end: only its follow-ups
                 // may be left. Handling it again would meet the new step and call its button stale.
                 return (saved, true, nil)
             }
             let storedStep = try stored?.decode(String.self, at: 0)
-            let step = storedStep.flatMap { try? JSONDecoder().decode(ChatStep.self, from: Data($0.utf8)) } ?? .idle
+            let step = storedStep.flatMap(ChatStep.init(jsonText:)) ?? .idle
             var collecting: Avatar?
             var photos: [UUID] = []
             if case .collecting(let id) = step {
@@ -202,8 +202,8 @@ public enum BotHandler {
                 }
             }
             followUps.language = userLanguage.rawValue
-            let encoded = String(decoding: try JSONEncoder().encode(next), as: UTF8.self)
-            let pending = String(decoding: try JSONEncoder().encode(followUps), as: UTF8.self)
+            let encoded = next.jsonText
+            let pending = followUps.jsonText
             let saveStep: PostgresQuery = """
                 INSERT INTO chat_state (chat_id, user_id, state, last_update, follow_ups) VALUES (\(chatID), \(user.id), \(encoded)::jsonb, \(updateKey), \(pending)::jsonb)
                 ON CONFLICT (chat_id) DO UPDATE SET state = excluded.state, last_update = excluded.last_update, follow_ups = excluded.follow_ups, updated_at = now()

@@ -162,6 +162,11 @@ extension JSONValue {
             // Fast path: no escapes (most strings); the UTF-8 is validated when decoded below.
             while index < bytes.count, bytes[index] != UInt8(ascii: "\""), bytes[index] != UInt8(ascii: "\\"), bytes[index] >= 0x20 { index += 1 }
             guard index < bytes.count else { throw error() }
+            if bytes[index] == UInt8(ascii: "\"") {
+                index += 1
+                guard let text = String(validating: bytes[start..<index - 1], as: UTF8.self) else { throw SyntaxError(offset: start) }
+                return text
+            }
             var utf8 = Array(bytes[start..<index])
             while bytes[index] != UInt8(ascii: "\"") {
                 let byte = bytes[index]

@@ -16,7 +16,7 @@ public struct RateLimiter: Sendable {
     /// - Returns: nil when allowed, else when to retry.
     public func acquire(_ limits: [(key: String, limit: RateLimit)]) async throws -> Date? {
         guard !limits.isEmpty else { return nil }
-        // One statement (migration 0006's function, 0008's version): it runs on every Telegram send.
+        // One statement (migration 0006's function, 0011's version): it runs on every Telegram send.
         return try await database.query("SELECT \(Self.acquisition(limits))")[0].decode(Date?.self, at: 0)
     }
 

@@ -72,6 +72,27 @@ import Testing
     /// `RateLimiter` passes keys sorted, and the function then locks each as it reads it; keys in
     /// any other order (another caller, a repeated key) take the lock-everything-first path and
     /// get the same decisions.
+    /// A call that waited for another's lock judges by the time it got it (migration 0011): here
+    /// the token is free again by then, and a stale clock would have refused it.
+    @Test func aCallThatWaitedForALockJudgesByTheTimeItGotIt() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client(maxConnections: 2)
+            defer { client.shutdown() }
+            let acquire: PostgresQuery = "SELECT rate_limit_acquire(ARRAY['k'], ARRAY[1.0]::float8[], ARRAY[1]) IS NULL"
+            #expect(try await client.query(acquire)[0].decode(Bool.self, at: 0), "the first token")
+            let (locked, lockedSignal) = AsyncStream<Void>.makeStream()
+            async let blocker: Void = client.withTransaction { tx in
+                try await tx.query("SELECT 1 FROM rate_limits WHERE key = 'k' FOR UPDATE")
+                lockedSignal.yield()
+                try await Task.sleep(for: .milliseconds(1500))  // past the next token
+            }
+            for await _ in locked { break }
+            let allowed = try await client.query(acquire)[0].decode(Bool.self, at: 0)
+            try await blocker
+            #expect(allowed, "refused by the clock of when it started waiting")
+        }
+    }
+
     @Test func keysInAnyOrderGetTheSameDecisions() async throws {
         try await TestDatabase.withMigrated { database in
             let client = try database.client(maxConnections: 1)
