@@ -75,7 +75,7 @@ let package = Package(
         .target(
             name: "Sandbox",
             dependencies: [
-                "Curl", "FAL", "Imaging", "JSON", "RateLimit", "Signing", "Zip",
+                "Curl", "FAL", "HTTPServer", "Imaging", "JSON", "RateLimit", "Signing", "Zip",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
             ],

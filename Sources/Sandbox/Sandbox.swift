@@ -1,4 +1,5 @@
 import Foundation
+import HTTPServer
 import Hummingbird
 import Logging
 
@@ -18,10 +19,11 @@ public final class Sandbox: Sendable {
         self.fal = SandboxFAL(configuration: fal, transcript: transcript, storageDirectory: storageDirectory)
     }
 
-    /// The URLs our clients use to reach the stand-ins on `baseURL`.
+    /// The URLs our clients use to reach the stand-ins: FAL and the control API on `baseURL`, the
+    /// Bot API on a port of its own (`SandboxTelegramFront`; `baseURL` answers it too).
     public struct Endpoints: Sendable {
         public var baseURL: String
-        public var telegramAPI: String { baseURL }
+        public var telegramAPI: String
         public var falQueue: String { baseURL }
         public var falREST: String { baseURL }
         public var falJWKS: String { baseURL + "/.well-known/jwks.json" }
@@ -46,13 +48,24 @@ public final class Sandbox: Sendable {
             onServerRunning: { channel in portContinuation.yield(channel.localAddress?.port ?? 0) },
             logger: logger
         )
-        return try await withThrowingTaskGroup(of: T?.self) { group in
-            group.addTask { try await app.runService(gracefulShutdownSignals: []); return nil }
-            var iterator = ports.makeAsyncIterator()
-            guard let bound = await iterator.next() else { throw CancellationError() }
-            let result = try await body(Endpoints(baseURL: "http://\(host):\(bound)"))
-            group.cancelAll()
+        var frontLogger = Logger(label: "aisha.sandbox.telegram")
+        frontLogger.logLevel = .critical
+        let front = HTTPServer(configuration: .init(host: host, port: 0), responder: SandboxTelegramFront(telegram: telegram), logger: frontLogger)
+        let frontPort = try front.start()
+        do {
+            let result = try await withThrowingTaskGroup(of: T?.self) { group in
+                group.addTask { try await app.runService(gracefulShutdownSignals: []); return nil }
+                var iterator = ports.makeAsyncIterator()
+                guard let bound = await iterator.next() else { throw CancellationError() }
+                let result = try await body(Endpoints(baseURL: "http://\(host):\(bound)", telegramAPI: "http://\(host):\(frontPort)"))
+                group.cancelAll()
+                return result
+            }
+            await front.shutdown(grace: .seconds(1))
             return result
+        } catch {
+            await front.shutdown(grace: .seconds(1))
+            throw error
         }
     }
 

@@ -13,3 +13,10 @@ enum SandboxHTTP {
         Response(status: .init(code: status), headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(bytes: value.jsonBytes)))
     }
 }
+
+extension SandboxTelegram.Answer {
+    /// As Hummingbird's response, for the routes on the Sandbox's main port.
+    var response: Response {
+        Response(status: .init(code: status), headers: [.contentType: contentType], body: .init(byteBuffer: ByteBuffer(bytes: body)))
+    }
+}

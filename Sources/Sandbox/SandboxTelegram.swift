@@ -223,45 +223,65 @@ public final class SandboxTelegram: Sendable {
 
     // MARK: - The Bot API
 
+    /// An answer of the Bot API stand-in, whichever HTTP server carries it.
+    struct Answer: Sendable {
+        var status: Int
+        var contentType = "application/json"
+        var body: [UInt8]
+
+        static func json(_ status: Int, _ value: JSONValue) -> Answer { Answer(status: status, body: value.jsonBytes) }
+    }
+
+    /// `POST /bot<token>/<method>`: the parameters from a JSON, form or multipart body and the query.
+    func answer(token: String, method: String, contentType: String, query: [(String, String)], body: [UInt8]) async -> Answer {
+        guard token == configuration.token else {
+            return Answer(status: 401, body: Array(#"{"ok":false,"error_code":401,"description":"Unauthorized"}"#.utf8))
+        }
+        guard let parameters = BotParameters(contentType: contentType, query: query, body: body) else {
+            return Self.error(400, "Bad Request: can't parse request body")
+        }
+        do {
+            return Answer.json(200, .object(["ok": .bool(true), "result": try await handle(method: method, parameters)]))
+        } catch let failure as BotFailure {
+            return failure.answer
+        } catch {
+            return Self.error(500, "Internal Server Error: \(error)")
+        }
+    }
+
+    /// `GET /file/bot<token>/<path>`: a file's bytes, as `getFile`'s `file_path` names it.
+    func file(token: String, path: String) -> Answer {
+        guard token == configuration.token else { return Answer(status: 404, contentType: "text/plain", body: []) }
+        guard let bytes = state.withLock({ state in state.filePaths[path].flatMap { state.files[$0]?.bytes } }) else {
+            return Self.error(404, "Not Found")
+        }
+        return Answer(status: 200, contentType: "application/octet-stream", body: bytes)
+    }
+
     func addRoutes(to router: Router<BasicRequestContext>) {
         router.post("bot{token}/{method}") { request, context -> Response in
             var request = request
             let body = try await request.collectBody(upTo: 60 << 20)
-            guard context.parameters.get("token") == self.configuration.token else {
-                return SandboxHTTP.json(401, #"{"ok":false,"error_code":401,"description":"Unauthorized"}"#)
-            }
-            guard let parameters = BotParameters(request: request, body: Array(body.readableBytesView)) else {
-                return Self.error(400, "Bad Request: can't parse request body")
-            }
-            let method = context.parameters.get("method") ?? ""
-            do {
-                let result = try await self.handle(method: method, parameters)
-                return SandboxHTTP.json(200, JSONValue.object(["ok": .bool(true), "result": result]))
-            } catch let failure as BotFailure {
-                return failure.response
-            }
+            let query = request.uri.queryParameters.map { (String($0.key), String($0.value)) }
+            return await self.answer(token: context.parameters.get("token") ?? "", method: context.parameters.get("method") ?? "",
+                                     contentType: request.headers[.contentType] ?? "", query: query, body: Array(body.readableBytesView)).response
         }
-        router.get("file/bot{token}/**") { request, context -> Response in
-            guard context.parameters.get("token") == self.configuration.token else { return Response(status: .notFound) }
-            let path = context.parameters.getCatchAll().joined(separator: "/")
-            guard let bytes = self.state.withLock({ state in state.filePaths[path].flatMap { state.files[$0]?.bytes } }) else {
-                return Self.error(404, "Not Found")
-            }
-            return Response(status: .ok, headers: [.contentType: "application/octet-stream"], body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        router.get("file/bot{token}/**") { _, context -> Response in
+            self.file(token: context.parameters.get("token") ?? "", path: context.parameters.getCatchAll().joined(separator: "/")).response
         }
     }
 
     struct BotFailure: Error {
-        var response: Response
+        var answer: Answer
     }
 
-    static func error(_ code: Int, _ description: String, parameters: JSONValue? = nil) -> Response {
+    static func error(_ code: Int, _ description: String, parameters: JSONValue? = nil) -> Answer {
         var object: [String: JSONValue] = ["ok": .bool(false), "error_code": .number(Double(code)), "description": .string(description)]
         if let parameters { object["parameters"] = parameters }
-        return SandboxHTTP.json(code, JSONValue.object(object))
+        return Answer.json(code, JSONValue.object(object))
     }
 
-    static func fail(_ code: Int, _ description: String) -> BotFailure { BotFailure(response: error(code, description)) }
+    static func fail(_ code: Int, _ description: String) -> BotFailure { BotFailure(answer: error(code, description)) }
 
     private func handle(method: String, _ p: BotParameters) async throws -> JSONValue {
         switch method {
@@ -477,7 +497,7 @@ public final class SandboxTelegram: Sendable {
             }
         }
         if let retryAfter {
-            throw BotFailure(response: Self.error(429, "Too Many Requests: retry after \(retryAfter)", parameters: .object(["retry_after": .number(Double(retryAfter))])))
+            throw BotFailure(answer: Self.error(429, "Too Many Requests: retry after \(retryAfter)", parameters: .object(["retry_after": .number(Double(retryAfter))])))
         }
     }
 
@@ -581,8 +601,7 @@ struct BotParameters {
     var values: [String: JSONValue] = [:]
     var files: [String: MultipartPart] = [:]
 
-    init?(request: Request, body: [UInt8]) {
-        let contentType = request.headers[.contentType] ?? ""
+    init?(contentType: String, query: [(String, String)], body: [UInt8]) {
         if let boundary = Multipart.boundary(fromContentType: contentType) {
             guard let parts = Multipart.parse(body, boundary: boundary) else { return nil }
             for part in parts {
@@ -597,7 +616,7 @@ struct BotParameters {
                 values[kv[0]] = .string(kv.count > 1 ? kv[1] : "")
             }
         }
-        for (key, value) in request.uri.queryParameters { values[String(key)] = .string(String(value)) }
+        for (key, value) in query { values[key] = .string(value) }
     }
 
     func string(_ key: String) -> String? {

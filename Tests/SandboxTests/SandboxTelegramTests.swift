@@ -196,6 +196,36 @@ import Testing
         }
     }
 
+    /// The Bot API's own port (`SandboxTelegramFront`, on `HTTPServer`) and the main port
+    /// (Hummingbird) give the same answers.
+    @Test func bothPortsAnswerAlike() async throws {
+        try await sandbox.run { endpoints in
+            #expect(endpoints.telegramAPI != endpoints.baseURL)
+            sandbox.telegram.user(id: 506)
+            let http = CurlClient()
+            func call(_ base: String, _ path: String, method: CurlRequest.Method = .post, type: String = "application/json", _ body: String = "") async throws -> (Int, String) {
+                let response = try await http.execute(.init(method, url: base + path, headers: [("Content-Type", type)], body: method == .post ? .bytes(Data(body.utf8)) : .empty))
+                return (response.status, String(decoding: response.body, as: UTF8.self))
+            }
+            let requests: [(String, CurlRequest.Method, String, String)] = [
+                ("/bot\(token)/getMe", .post, "application/json", "{}"),
+                ("/bot1:wrong/getMe", .post, "application/json", "{}"),
+                ("/bot\(token)/sendMessage", .post, "application/json", #"{"chat_id":506,"text":""}"#),
+                ("/bot\(token)/sendMessage", .post, "application/json", "{not json"),
+                ("/bot\(token)/sendMessage?chat_id=777", .post, "application/x-www-form-urlencoded", "text=hi%21"),
+                ("/bot\(token)/noSuchMethod", .post, "application/json", "{}"),
+                ("/file/bot\(token)/photos/none.jpg", .get, "", ""),
+            ]
+            for (path, method, type, body) in requests {
+                let viaFront = try await call(endpoints.telegramAPI, path, method: method, type: type, body)
+                let viaMain = try await call(endpoints.baseURL, path, method: method, type: type, body)
+                #expect(viaFront.0 == viaMain.0 && (try? JSONValue(parsing: viaFront.1.utf8)) == (try? JSONValue(parsing: viaMain.1.utf8)), "\(path): \(viaFront) vs \(viaMain)")
+            }
+            #expect(try await call(endpoints.telegramAPI, "/bot\(token)/sendMessage", type: "application/x-www-form-urlencoded", "chat_id=506&text=hello+there%21").0 == 200)
+            #expect(sandbox.telegram.lastBotMessage(inChat: 506)?.text == "hello there!")
+        }
+    }
+
     /// The Sandbox's error bodies are the reference's recorded ones (Tests/Fixtures/telegram).
     @Test func errorBodiesMatchTheRecordedFixtures() async throws {
         let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("Fixtures/telegram")
