@@ -25,7 +25,7 @@ public enum BotHandler {
     public static func handler(_ context: PipelineContext, rateLimited: RateLimitedTelegramFactory) -> JobHandler {
         let replyLimits = rateLimited.make(context.telegram, context.database).limits
         return JobHandler(kind: kind, timeout: .seconds(60)) { job, logger in
-            guard let update = try? JSONDecoder().decode(Update.self, from: job.payload) else {
+            guard let update = try? Update.decode(job.payload) else {
                 logger.notice("telegram update with a shape we cannot read; ignored", metadata: ["job": "\(job.id)"])
                 return
             }

@@ -10,6 +10,30 @@ enum Fixtures {
 }
 
 @Suite struct TelegramTypesTests {
+    /// The worker reads updates without Codable: every recorded update reads exactly as the
+    /// Codable conformance reads it, and shapes Codable refuses are refused.
+    @Test func updatesReadWithoutCodableMatchCodable() throws {
+        let names = try FileManager.default.contentsOfDirectory(atPath: Fixtures.folder.path).filter { $0.hasSuffix(".json") && !$0.hasPrefix("error-") && !$0.hasPrefix("getfile") }
+        #expect(names.count >= 12)
+        for name in names {
+            let data = try Fixtures.data(name)
+            #expect(try Update.decode(data) == (try JSONDecoder().decode(Update.self, from: data)), "\(name)")
+        }
+        let refused = [
+            #"{}"#, #"{"update_id":"1"}"#, #"{"update_id":1.5}"#, #"{"update_id":1,"message":{"date":1,"chat":{"id":1,"type":"private"}}}"#,
+            #"{"update_id":1,"message":{"message_id":1,"date":1,"chat":{"id":1,"type":"private"},"text":7}}"#,
+            #"{"update_id":1,"callback_query":{"id":"q","chat_instance":"c"}}"#,
+            #"{"update_id":1,"message":{"message_id":1,"date":1,"chat":{"id":1,"type":"private"},"photo":[{"file_id":"f"}]}}"#,
+            #"[1]"#,
+        ]
+        for text in refused {
+            #expect(throws: (any Error).self, "\(text)") { try Update.decode(Data(text.utf8)) }
+            #expect(throws: (any Error).self, "\(text)") { try JSONDecoder().decode(Update.self, from: Data(text.utf8)) }
+        }
+        let nulls = Data(#"{"update_id":3,"message":{"message_id":1,"date":1,"chat":{"id":1,"type":"private"},"text":null,"from":null}}"#.utf8)
+        #expect(try Update.decode(nulls) == (try JSONDecoder().decode(Update.self, from: nulls)))
+    }
+
     @Test func albumItemsShareTheirGroupAndPickTheLargestPhoto() throws {
         let first = try Fixtures.update("album-item-1.json")
         let second = try Fixtures.update("album-item-2.json")
