@@ -246,13 +246,17 @@ final class Transfer: @unchecked Sendable {
         let transfer = Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
         let length = size * count
         guard let pointer else { return 0 }
-        let line = String(decoding: UnsafeRawBufferPointer(start: pointer, count: length), as: UTF8.self)
-        if line.hasPrefix("HTTP/") {
+        // Bytes, not Foundation's trimming: this runs for every header line of every response
+        // (it was 3 % of the worker's CPU at 1,000 replies/s).
+        let line = UnsafeBufferPointer(start: UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self), count: length)
+        if line.starts(with: "HTTP/".utf8) {
             transfer.responseHeaders = []  // a new response (after 100 Continue or a redirect)
-        } else if let colon = line.firstIndex(of: ":") {
-            let name = String(line[..<colon])
-            let value = line[line.index(after: colon)...].trimmingCharacters(in: .whitespacesAndNewlines)
-            transfer.responseHeaders.append((name, value))
+        } else if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
+            func isSpace(_ byte: UInt8) -> Bool { byte == 0x20 || byte == 0x09 || byte == 0x0D || byte == 0x0A }
+            var start = colon + 1, end = length
+            while start < end, isSpace(line[start]) { start += 1 }
+            while end > start, isSpace(line[end - 1]) { end -= 1 }
+            transfer.responseHeaders.append((String(decoding: line[..<colon], as: UTF8.self), String(decoding: line[start..<end], as: UTF8.self)))
         }
         return length
     }

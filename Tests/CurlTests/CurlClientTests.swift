@@ -145,7 +145,7 @@ import Testing
 
     @Test func oversizedResponseInMemoryFails() async throws {
         try await LoopbackServer.withServer { base in
-            await #expect {
+            _ = await #expect {
                 _ = try await client.execute(CurlRequest(.get, url: base + "/bytes?n=100000", destination: .memory(limit: 10_000)))
             } throws: { ($0 as? CurlError)?.code == .responseTooLarge }
         }
