@@ -11,8 +11,17 @@ extension JSONValue {
     /// Parses RFC 8259 JSON text (UTF-8; no NaN, Infinity, comments or trailing commas).
     /// Numbers become `Double`, as with `JSONDecoder`; an object's repeated key keeps its last value.
     public init(parsing text: some Collection<UInt8>) throws(SyntaxError) {
+        try self.init(parsing: text, buildingDepth: Int.max)
+    }
+
+    /// Parses like `init(parsing:)`, but objects and arrays nested `depth` or more levels below
+    /// the top are skipped (their syntax checked, nothing built) and read as `.null`; scalars are
+    /// kept at any level. For answers of which only the top needs reading: a sent message's id,
+    /// not the whole message. (Skipped strings are not checked for valid UTF-8.)
+    public init(parsing text: some Collection<UInt8>, buildingDepth depth: Int) throws(SyntaxError) {
         let bytes = Array(text)
         var parser = Parser(bytes: bytes)
+        parser.buildingDepth = depth
         parser.skipWhitespace()
         let value = try parser.value(depth: 0)
         parser.skipWhitespace()
@@ -86,6 +95,9 @@ extension JSONValue {
         /// Deep enough for any real payload, shallow enough never to exhaust a thread's stack.
         static let maxDepth = 512
 
+        /// Containers at this nesting level or deeper are skipped (see `init(parsing:buildingDepth:)`).
+        var buildingDepth = Int.max
+
         init(bytes: [UInt8]) { self.bytes = bytes }
 
         func error() -> SyntaxError { SyntaxError(offset: index) }
@@ -97,6 +109,7 @@ extension JSONValue {
         mutating func value(depth: Int) throws(SyntaxError) -> JSONValue {
             guard index < bytes.count, depth < Self.maxDepth else { throw error() }
             switch bytes[index] {
+            case UInt8(ascii: "{") where depth >= buildingDepth, UInt8(ascii: "[") where depth >= buildingDepth: try skip(depth: depth); return .null
             case UInt8(ascii: "{"): return try object(depth: depth)
             case UInt8(ascii: "["): return try array(depth: depth)
             case UInt8(ascii: "\""): return .string(try string())
@@ -105,6 +118,61 @@ extension JSONValue {
             case UInt8(ascii: "n"): try literal("null"); return .null
             default: return .number(try number())
             }
+        }
+
+        /// Checks one value's syntax and moves past it, building nothing.
+        mutating func skip(depth: Int) throws(SyntaxError) {
+            guard index < bytes.count, depth < Self.maxDepth else { throw error() }
+            switch bytes[index] {
+            case UInt8(ascii: "{"), UInt8(ascii: "["):
+                let close = bytes[index] == UInt8(ascii: "{") ? UInt8(ascii: "}") : UInt8(ascii: "]")
+                index += 1
+                skipWhitespace()
+                if index < bytes.count, bytes[index] == close { index += 1; return }
+                while true {
+                    skipWhitespace()
+                    if close == UInt8(ascii: "}") {
+                        guard index < bytes.count, bytes[index] == UInt8(ascii: "\"") else { throw error() }
+                        try skipString()
+                        skipWhitespace()
+                        guard index < bytes.count, bytes[index] == UInt8(ascii: ":") else { throw error() }
+                        index += 1
+                        skipWhitespace()
+                    }
+                    try skip(depth: depth + 1)
+                    skipWhitespace()
+                    guard index < bytes.count else { throw error() }
+                    if bytes[index] == UInt8(ascii: ",") { index += 1; continue }
+                    guard bytes[index] == close else { throw error() }
+                    index += 1
+                    return
+                }
+            case UInt8(ascii: "\""): try skipString()
+            case UInt8(ascii: "t"): try literal("true")
+            case UInt8(ascii: "f"): try literal("false")
+            case UInt8(ascii: "n"): try literal("null")
+            default: _ = try numberText()
+            }
+        }
+
+        /// Moves past a string token (at its opening quote), checking its escapes.
+        mutating func skipString() throws(SyntaxError) {
+            index += 1
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "\"") { index += 1; return }
+                if byte < 0x20 { throw error() }
+                if byte != UInt8(ascii: "\\") { index += 1; continue }
+                guard index + 1 < bytes.count else { throw error() }
+                let escape = bytes[index + 1]
+                index += 2
+                switch escape {
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"), UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"): break
+                case UInt8(ascii: "u"): _ = try hex4()
+                default: throw error()
+                }
+            }
+            throw error()
         }
 
         mutating func literal(_ word: StaticString) throws(SyntaxError) {
@@ -228,6 +296,13 @@ extension JSONValue {
 
         /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`, converted by `Double(_:)`.
         mutating func number() throws(SyntaxError) -> Double {
+            let text = try numberText()
+            guard let value = Double(String(decoding: bytes[text], as: UTF8.self)) else { throw SyntaxError(offset: text.lowerBound) }
+            return value
+        }
+
+        /// Moves past a number token; its bytes.
+        mutating func numberText() throws(SyntaxError) -> Range<Int> {
             let start = index
             func digits() -> Int {
                 let from = index
@@ -246,8 +321,7 @@ extension JSONValue {
                 if index < bytes.count, bytes[index] == UInt8(ascii: "+") || bytes[index] == UInt8(ascii: "-") { index += 1 }
                 guard digits() > 0 else { throw error() }
             }
-            guard let value = Double(String(decoding: bytes[start..<index], as: UTF8.self)) else { throw SyntaxError(offset: start) }
-            return value
+            return start..<index
         }
     }
 }

@@ -32,7 +32,7 @@ public struct TelegramClient: Sendable {
         json.object(write)
         let request = CurlRequest(.post, url: "\(apiBaseURL)/bot\(token)/\(method)", headers: [("Content-Type", "application/json")], body: .bytes(Data(json.bytes)), timeout: timeout)
         let response = try await http.execute(request)
-        return try TelegramResponse<JSONValue>.result(of: response.body, status: response.status)
+        return try TelegramResponse<JSONValue>.shallowResult(of: response.body, status: response.status)
     }
 
     private func decode<Result: Decodable & Sendable>(_ response: CurlResponse) throws -> Result {

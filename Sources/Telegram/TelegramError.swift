@@ -115,9 +115,11 @@ public struct TelegramResponse<Result: Decodable & Sendable>: Decodable, Sendabl
 
 extension TelegramResponse where Result == JSONValue {
     /// The `result` of an answer read with `JSONValue` (no Codable), or the mapped error; a body
-    /// that is not an envelope is an error naming the HTTP status, as with `decode`.
-    public static func result(of body: Data, status: Int) throws(TelegramError) -> JSONValue {
-        guard let envelope = try? JSONValue(parsing: body), case .bool(let ok)? = envelope["ok"] else {
+    /// that is not an envelope is an error naming the HTTP status, as with `decode`. Only the top
+    /// of `result` is built: its own members, with nested objects and arrays read as null (a sent
+    /// message's id, not the whole message: `JSONValue(parsing:buildingDepth:)`).
+    public static func shallowResult(of body: Data, status: Int) throws(TelegramError) -> JSONValue {
+        guard let envelope = try? JSONValue(parsing: body, buildingDepth: 2), case .bool(let ok)? = envelope["ok"] else {
             throw TelegramError(errorCode: status, description: "unreadable Bot API response (HTTP \(status))")
         }
         if ok, let result = envelope["result"] { return result }

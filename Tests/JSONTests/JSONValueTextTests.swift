@@ -59,4 +59,29 @@ import TestSupport
         }
         #expect(accepted > 100 && accepted < 2900, "the mutations exercised both sides (\(accepted) accepted)")
     }
+
+    /// A shallow parse builds the same value with the deep containers read as null, and refuses
+    /// what the full parse refuses (UTF-8 inside skipped containers aside).
+    @Test func shallowParsesKeepTheTopAndCheckTheRest() throws {
+        func pruned(_ value: JSONValue, _ depth: Int, _ level: Int = 0) -> JSONValue {
+            switch value {
+            case .object(let members): level >= depth ? .null : .object(members.mapValues { pruned($0, depth, level + 1) })
+            case .array(let values): level >= depth ? .null : .array(values.map { pruned($0, depth, level + 1) })
+            default: value
+            }
+        }
+        let seed = Array(#"{"ok":true,"result":{"message_id":1,"date":2,"chat":{"id":-100,"type":"group"},"text":"a \"quoted\" é 😀 \u00e9 \ud83d\ude00","n":[1,2.5e3,-0.25,true,false,null,{}]}}"#.utf8)
+        let shallow = try JSONValue(parsing: seed, buildingDepth: 2)
+        #expect(shallow["result"]?["message_id"] == .number(1) && shallow["result"]?["chat"] == .null && shallow["ok"] == .bool(true))
+        for body in [seed] + StrictJSON.mutations(of: seed, count: 3000) {
+            let full = try? JSONValue(parsing: body)
+            for depth in 0...3 {
+                let partial = try? JSONValue(parsing: body, buildingDepth: depth)
+                if let full { #expect(partial == pruned(full, depth), "\(String(decoding: body, as: UTF8.self))") }
+                else if String(validating: body, as: UTF8.self) != nil, !String(decoding: body, as: UTF8.self).contains("\\u") {
+                    #expect(partial == nil, "accepted at depth \(depth): \(String(decoding: body, as: UTF8.self))")
+                }
+            }
+        }
+    }
 }

@@ -138,13 +138,13 @@ enum Fixtures {
     @Test func envelopesReadWithoutCodableMapTheSame() throws {
         for name in ["error-not-modified.json", "error-blocked.json", "error-429.json", "error-migrated.json"] {
             let viaCodable = try error(name)
-            #expect(throws: viaCodable) { try TelegramResponse<JSONValue>.result(of: try Fixtures.data(name), status: viaCodable.errorCode) }
+            #expect(throws: viaCodable) { try TelegramResponse<JSONValue>.shallowResult(of: try Fixtures.data(name), status: viaCodable.errorCode) }
         }
-        let ok = try TelegramResponse<JSONValue>.result(of: Data(#"{"ok":true,"result":{"message_id":7,"chat":{"id":5}}}"#.utf8), status: 200)
-        #expect(ok["message_id"] == .number(7))
+        let ok = try TelegramResponse<JSONValue>.shallowResult(of: Data(#"{"ok":true,"result":{"message_id":7,"chat":{"id":5}}}"#.utf8), status: 200)
+        #expect(ok["message_id"] == .number(7) && ok["chat"] == .null, "only the top of the result is built")
         for body in ["<html>Bad Gateway</html>", #"{"result":true}"#, ""] {
             #expect(throws: TelegramError(errorCode: 502, description: "unreadable Bot API response (HTTP 502)")) {
-                try TelegramResponse<JSONValue>.result(of: Data(body.utf8), status: 502)
+                try TelegramResponse<JSONValue>.shallowResult(of: Data(body.utf8), status: 502)
             }
         }
     }
