@@ -77,32 +77,33 @@ public enum BotHandler {
         let runner = JobRunner.current
         let (followUps, isRerun, reply) = try await context.database.withTransaction { tx -> (FollowUps, Bool, ClaimedJob?) in
             // Register (or find) the user, with their balance and language, and lock the chat's
-            // state: two statements, one round trip (with the BEGIN, pipelined).
-            let loaded = try await tx.query(all: ["""
+            // state: one statement (each costs its own start-up on both sides), sent with the BEGIN.
+            let loaded = try await tx.query("""
                 WITH inserted AS (
                     INSERT INTO users (id, first_name, language) VALUES (\(user.id), \(user.firstName), \(language.rawValue))
                     ON CONFLICT (id) DO NOTHING RETURNING balance, language
+                ), account AS (
+                    SELECT true AS new, balance, language FROM inserted
+                    UNION ALL
+                    SELECT false, balance, language FROM users WHERE id = \(user.id) AND NOT EXISTS (SELECT 1 FROM inserted)
+                ), step AS (
+                    SELECT state, last_update, follow_ups FROM chat_state WHERE chat_id = \(chatID) FOR UPDATE
                 )
-                SELECT true, balance, language FROM inserted
-                UNION ALL
-                SELECT false, balance, language FROM users WHERE id = \(user.id) AND NOT EXISTS (SELECT 1 FROM inserted)
-                """,
-                "SELECT state, last_update, follow_ups FROM chat_state WHERE chat_id = \(chatID) FOR UPDATE",
-            ])
-            let (isNew, storedBalance, userLanguageCode) = try loaded[0][0].decode(Bool.self, Int.self, String.self)
+                SELECT account.new, account.balance, account.language, step.state::text, step.last_update, step.follow_ups::text
+                FROM account LEFT JOIN step ON true
+                """)[0]
+            let (isNew, storedBalance, userLanguageCode) = try loaded.decode(Bool.self, Int.self, String.self)
+            let (storedStep, lastUpdate, savedFollowUps) = (try loaded.decode(String?.self, at: 3), try loaded.decode(String?.self, at: 4), try loaded.decode(String?.self, at: 5))
             var balance = storedBalance
             if isNew, settings.welcomeCredits > 0,
                case .applied(let after) = try await CreditLedger.move(userID: user.id, amount: settings.welcomeCredits, reference: "welcome:\(user.id)", reason: "welcome", on: tx) {
                 balance = after
             }
-            let stored = loaded[1].first
-            if let stored, try stored.decode(String?.self, at: 1) == updateKey,
-               let saved = try stored.decode(String?.self, at: 2).flatMap(FollowUps.init(jsonText:)) {
+            if lastUpdate == updateKey, let saved = savedFollowUps.flatMap(FollowUps.init(jsonText:)) {
                 // This update was applied and its worker died before the end: only its follow-ups
                 // may be left. Handling it again would meet the new step and call its button stale.
                 return (saved, true, nil)
             }
-            let storedStep = try stored?.decode(String.self, at: 0)
             let step = storedStep.flatMap(ChatStep.init(jsonText:)) ?? .idle
             var collecting: Avatar?
             var photos: [UUID] = []
@@ -152,10 +153,10 @@ public enum BotHandler {
             var userLanguage = Catalog.Language(languageCode: userLanguageCode)
             var followUps = FollowUps()
             // Messages go out with the COMMIT, in order, after the rest of the transaction's writes.
-            var outgoing: [(job: JobRequest, plainText: Bool)] = []
+            var outgoing: [(job: JobRequest, message: OutgoingMessage)] = []
             func send(_ message: OutgoingMessage) throws {
                 let job = try Outbox.job(message, uniqueKey: "update:\(updateKey):\(outgoing.count + 1)")
-                outgoing.append((job, message.isPlainText))
+                outgoing.append((job, message))
             }
             for action in actions {
                 switch action {
@@ -210,7 +211,7 @@ public enum BotHandler {
                 """
             // The first message, if it is plain text, is claimed here for this worker (and admitted
             // by the rate limiter) so that it leaves right after the COMMIT; the rest queue behind it.
-            let claimer = outgoing.first?.plainText == true ? runner : nil
+            let claimer = outgoing.first?.message.isPlainText == true ? runner : nil
             let inserts = outgoing.enumerated().map { index, message in
                 if index == 0, let claimer {
                     JobQueue.enqueueClaimed(message.job, worker: claimer.workerID, lease: claimer.lease, admission: RateLimiter.acquisition(replyLimits(chatID)))
@@ -219,7 +220,8 @@ public enum BotHandler {
                 }
             }
             let committed = try await tx.commit(after: [saveStep] + inserts)
-            let reply = claimer == nil ? nil : try JobQueue.claimedJob(outgoing[0].job, committed[1])  // [0] is the step
+            var reply = claimer == nil ? nil : try JobQueue.claimedJob(outgoing[0].job, committed[1])  // [0] is the step
+            reply?.value = outgoing.first?.message
             return (followUps, false, reply)
         }
         // The reply first: it is what the user waits for. Then the button's answer, which stops its

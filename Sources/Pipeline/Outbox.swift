@@ -146,7 +146,7 @@ public enum Outbox {
     /// Sends queued messages. A user who blocked the bot is marked and not written to again.
     public static func handler(telegram: RateLimitedTelegram, database: PostgresClient, storage: ObjectStorage, scratchDirectory: String) -> JobHandler {
         JobHandler(kind: kind, timeout: .seconds(30)) { job, logger in
-            let message = try OutgoingMessage(payload: job.payload)
+            let message = try job.value as? OutgoingMessage ?? OutgoingMessage(payload: job.payload)
             if message.answersUpdate != true {
                 let blocked = try await database.query("SELECT blocked_at IS NOT NULL FROM users WHERE id = \(message.chatID)").first?.decode(Bool.self, at: 0) ?? false
                 if blocked { return }
