@@ -98,12 +98,13 @@ extension OutgoingMessage {
             guard let read = read(value) else { throw PayloadError() }
             return read
         }
-        let buttons = rows.map { row -> [Button]? in
+        // Any element that does not read fails the whole payload, as with Codable.
+        let buttons = rows.compactMap { row -> [Button]? in
             guard case .array(let row) = row else { return nil }
             let buttons = row.compactMap { button in button["text"]?.stringValue.flatMap { text in button["data"]?.stringValue.map { Button(text, data: $0) } } }
             return buttons.count == row.count ? buttons : nil
         }
-        let pictures = photos.map { photo -> Photo? in
+        let pictures = photos.compactMap { photo -> Photo? in
             guard let bucket = photo["bucket"]?.stringValue, let key = photo["key"]?.stringValue else { return nil }
             switch photo["imageID"] {
             case nil, .null?: return Photo(bucket: bucket, key: key, imageID: nil)
@@ -111,8 +112,8 @@ extension OutgoingMessage {
             default: return nil
             }
         }
-        guard buttons.allSatisfy({ $0 != nil }), pictures.allSatisfy({ $0 != nil }) else { throw PayloadError() }
-        self.init(chatID: chatID, text: text, buttons: buttons.map { $0! }, photos: pictures.map { $0! },
+        guard buttons.count == rows.count, pictures.count == photos.count else { throw PayloadError() }
+        self.init(chatID: chatID, text: text, buttons: buttons, photos: pictures,
                   tag: try optional("tag") { $0.stringValue },
                   coalesce: coalesce,
                   answersUpdate: try optional("answersUpdate") { if case .bool(let value) = $0 { value } else { nil } })

@@ -44,7 +44,8 @@ logs="$LOCAL_DIR/demo-logs"; mkdir -p "$logs"
 for _ in $(seq 1 100); do grep -q "listening" "$logs/sandbox.log" 2>/dev/null && break; sleep 0.1; done
 token="$(sed -n 's/^AISHA_TELEGRAM_BOT_TOKEN=//p' "$logs/sandbox.log")"
 fal_key="$(sed -n 's/^FAL_KEY=//p' "$logs/sandbox.log")"
-export AISHA_TELEGRAM_WEBHOOK_SECRET="$secret" AISHA_TELEGRAM_BOT_TOKEN="$token" AISHA_TELEGRAM_API_URL="$sandbox" \
+telegram_api="$(sed -n 's/^AISHA_TELEGRAM_API_URL=//p' "$logs/sandbox.log")"  # the Bot API's own port
+export AISHA_TELEGRAM_WEBHOOK_SECRET="$secret" AISHA_TELEGRAM_BOT_TOKEN="$token" AISHA_TELEGRAM_API_URL="${telegram_api:-$sandbox}" \
     AISHA_FAL_JWKS_URL="$sandbox/.well-known/jwks.json" FAL_KEY="$fal_key" FAL_QUEUE_URL="$sandbox" FAL_REST_URL="$sandbox" \
     AISHA_FAL_WEBHOOK_URL="http://127.0.0.1:$server_port/fal/webhook" AISHA_LOG_LEVEL=warning
 AISHA_HTTP_PORT="$server_port" "$bin/aisha-server" > "$logs/server.log" 2>&1 & pids+=($!)
