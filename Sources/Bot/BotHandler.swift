@@ -154,14 +154,14 @@ public enum BotHandler {
             var followUps = FollowUps()
             // Messages go out with the COMMIT, in order, after the rest of the transaction's writes.
             var outgoing: [(job: JobRequest, message: OutgoingMessage)] = []
-            func send(_ message: OutgoingMessage) throws {
-                let job = try Outbox.job(message, uniqueKey: "update:\(updateKey):\(outgoing.count + 1)")
+            func send(_ message: OutgoingMessage) {
+                let job = Outbox.job(message, uniqueKey: "update:\(updateKey):\(outgoing.count + 1)")
                 outgoing.append((job, message))
             }
             for action in actions {
                 switch action {
                 case .reply(let reply):
-                    try send(render(reply, chatID: chatID, language: userLanguage))
+                    send(render(reply, chatID: chatID, language: userLanguage))
                 case .answerCallback(let key):
                     followUps.answerCallback = true
                     followUps.callbackText = key.map { Catalog.shared.text($0, userLanguage) }
@@ -188,7 +188,7 @@ public enum BotHandler {
                     let keys = try await tx.query("SELECT id, object_key FROM generated_images WHERE generation_id = \(id) AND user_id = \(user.id) ORDER BY position").map {
                         OutgoingMessage.Photo(bucket: settings.generatedBucket, key: try $0.decode(String.self, at: 1), imageID: try $0.decode(UUID.self, at: 0))
                     }
-                    if !keys.isEmpty { try send(OutgoingMessage(chatID: chatID, text: "", photos: keys)) }
+                    if !keys.isEmpty { send(OutgoingMessage(chatID: chatID, text: "", photos: keys)) }
                 case .deleteImages(let id):
                     followUps.deletedImages = try await tx.query("DELETE FROM generated_images WHERE generation_id = \(id) AND user_id = \(user.id) RETURNING object_key").map { try $0.decode(String.self, at: 0) }
                 case .deleteMe:

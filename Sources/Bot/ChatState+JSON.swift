@@ -98,33 +98,26 @@ extension BotHandler.FollowUps {
 
     /// Follow-ups from their stored text; nil when it is not that.
     init?(jsonText text: String) {
-        guard let json = try? JSONValue(parsing: text.utf8), case .object = json,
-              let language = json["language"]?.stringValue, case .array(let deleted)? = json["deletedImages"],
-              case .bool(let answerCallback)? = json["answerCallback"] else { return nil }
-        /// nil for an absent or null member, `.some(nil)` for one of the wrong type.
-        func optional<T>(_ value: JSONValue?, _ read: (JSONValue) -> T?) -> T?? {
-            guard let value, value != .null else { return .some(nil) }
-            guard let read = read(value) else { return nil }
-            return .some(read)
-        }
+        guard let json = try? JSONValue(parsing: text.utf8), let language = json["language"]?.stringValue,
+              case .array(let deleted)? = json["deletedImages"], let answerCallback = json["answerCallback"]?.boolValue else { return nil }
         func uuid(_ value: JSONValue) -> UUID? { value.stringValue.flatMap(UUID.init(uuidString:)) }
-        func integer(_ value: JSONValue?) -> Int? { if case .number(let number)? = value { Int(exactly: number) } else { nil } }
-        guard case .some(let startTraining) = optional(json["startTraining"], uuid),
-              case .some(let cancelTraining) = optional(json["cancelTraining"], uuid),
-              case .some(let callbackText) = optional(json["callbackText"], { $0.stringValue }),
-              case .some(let generation) = optional(json["generation"], { value -> Generation? in
-                  guard let id = value["id"].flatMap(uuid), let avatarID = value["avatarID"].flatMap(uuid), let prompt = value["prompt"]?.stringValue,
-                        let ratio = value["ratio"]?.stringValue, let count = integer(value["count"]) else { return nil }
-                  return Generation(id: id, avatarID: avatarID, prompt: prompt, ratio: ratio, count: count)
-              }),
-              case .some(let removedPhoto) = optional(json["removedPhoto"], { value -> RemovedPhoto? in
-                  guard let avatarID = value["avatarID"].flatMap(uuid), let photoID = value["photoID"].flatMap(uuid) else { return nil }
-                  return RemovedPhoto(avatarID: avatarID, photoID: photoID)
-              })
-        else { return nil }
         let images = deleted.compactMap(\.stringValue)
         guard images.count == deleted.count else { return nil }
-        self.init(language: language, startTraining: startTraining, cancelTraining: cancelTraining, generation: generation, removedPhoto: removedPhoto,
-                  deletedImages: images, answerCallback: answerCallback, callbackText: callbackText)
+        do {
+            self.init(
+                language: language, startTraining: try json.optionalMember("startTraining", uuid), cancelTraining: try json.optionalMember("cancelTraining", uuid),
+                generation: try json.optionalMember("generation") { value in
+                    guard let id = value["id"].flatMap(uuid), let avatarID = value["avatarID"].flatMap(uuid), let prompt = value["prompt"]?.stringValue,
+                          let ratio = value["ratio"]?.stringValue, let count = value["count"]?.integerValue else { return nil }
+                    return Generation(id: id, avatarID: avatarID, prompt: prompt, ratio: ratio, count: Int(count))
+                },
+                removedPhoto: try json.optionalMember("removedPhoto") { value in
+                    guard let avatarID = value["avatarID"].flatMap(uuid), let photoID = value["photoID"].flatMap(uuid) else { return nil }
+                    return RemovedPhoto(avatarID: avatarID, photoID: photoID)
+                },
+                deletedImages: images, answerCallback: answerCallback, callbackText: try json.optionalMember("callbackText", \.stringValue))
+        } catch {
+            return nil
+        }
     }
 }

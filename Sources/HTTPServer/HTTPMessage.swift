@@ -44,14 +44,7 @@ public struct HTTPRequest: Sendable {
     }
 
     /// The first query parameter named `name`, percent-decoded (`+` is a space).
-    public func queryParameter(_ name: String) -> String? {
-        guard let query else { return nil }
-        for pair in query.split(separator: "&", omittingEmptySubsequences: true) {
-            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            if Self.percentDecoded(parts[0]) == name { return parts.count > 1 ? Self.percentDecoded(parts[1]) : "" }
-        }
-        return nil
-    }
+    public func queryParameter(_ name: String) -> String? { queryParameters.first { $0.name == name }?.value }
 
     static func percentDecoded(_ text: Substring) -> String {
         var bytes: [UInt8] = []

@@ -38,4 +38,24 @@ public enum JSONValue: Codable, Sendable, Equatable {
 
     /// The string value, or nil.
     public var stringValue: String? { if case .string(let value) = self { value } else { nil } }
+
+    /// The boolean value, or nil.
+    public var boolValue: Bool? { if case .bool(let value) = self { value } else { nil } }
+
+    /// The number as an integer, or nil when it is not one. Exact up to 2^53, which holds every
+    /// id Telegram sends (52 bits at most).
+    public var integerValue: Int64? { if case .number(let value) = self { Int64(exactly: value) } else { nil } }
+
+    /// An optional member read as Codable reads one: nil when `key` is absent or null, `read`'s
+    /// value when it reads, and `MemberTypeError` when it is there but does not.
+    public func optionalMember<T>(_ key: String, _ read: (JSONValue) -> T?) throws(MemberTypeError) -> T? {
+        guard let value = self[key], value != .null else { return nil }
+        guard let read = read(value) else { throw MemberTypeError(key: key) }
+        return read
+    }
+
+    /// A member that is there but not of the type asked for.
+    public struct MemberTypeError: Error, Equatable {
+        public let key: String
+    }
 }

@@ -89,15 +89,15 @@ extension OutgoingMessage {
     }
 
     public init(payload: Data) throws(OutgoingMessage.PayloadError) {
-        guard let json = try? JSONValue(parsing: payload), case .number(let chat)? = json["chatID"], let chatID = Int64(exactly: chat),
+        guard let json = try? JSONValue(parsing: payload), let chatID = json["chatID"]?.integerValue,
               let text = json["text"]?.stringValue, case .array(let rows)? = json["buttons"], case .array(let photos)? = json["photos"],
-              case .bool(let coalesce)? = json["coalesce"]
+              let coalesce = json["coalesce"]?.boolValue
         else { throw PayloadError() }
-        func optional<T>(_ key: String, _ read: (JSONValue) -> T?) throws(PayloadError) -> T? {
-            guard let value = json[key], value != .null else { return nil }
-            guard let read = read(value) else { throw PayloadError() }
-            return read
-        }
+        let tag: String?, answersUpdate: Bool?
+        do {
+            tag = try json.optionalMember("tag", \.stringValue)
+            answersUpdate = try json.optionalMember("answersUpdate", \.boolValue)
+        } catch { throw PayloadError() }
         // Any element that does not read fails the whole payload, as with Codable.
         let buttons = rows.compactMap { row -> [Button]? in
             guard case .array(let row) = row else { return nil }
@@ -113,10 +113,7 @@ extension OutgoingMessage {
             }
         }
         guard buttons.count == rows.count, pictures.count == photos.count else { throw PayloadError() }
-        self.init(chatID: chatID, text: text, buttons: buttons, photos: pictures,
-                  tag: try optional("tag") { $0.stringValue },
-                  coalesce: coalesce,
-                  answersUpdate: try optional("answersUpdate") { if case .bool(let value) = $0 { value } else { nil } })
+        self.init(chatID: chatID, text: text, buttons: buttons, photos: pictures, tag: tag, coalesce: coalesce, answersUpdate: answersUpdate)
     }
 
     /// A payload that is not a queued message.
@@ -132,7 +129,7 @@ public enum Outbox {
     /// A chat's messages share a serial lane of their own (`tg:send:<chat>`), so they go out in
     /// the order they were queued; it is not the updates' lane, so a reply can leave as soon as
     /// the update's transaction commits instead of waiting for that job's acknowledgement.
-    public static func job(_ message: OutgoingMessage, uniqueKey: String) throws -> JobRequest {
+    public static func job(_ message: OutgoingMessage, uniqueKey: String) -> JobRequest {
         JobRequest(kind: kind, payload: message.payload, maxAttempts: 30, uniqueKey: "msg:" + uniqueKey, serialKey: lane(message.chatID))
     }
 
@@ -141,7 +138,7 @@ public enum Outbox {
     /// Enqueues `message` on `connection` (inside the caller's transaction, going out with its
     /// next statement or COMMIT rather than costing a round trip of its own).
     public static func send(_ message: OutgoingMessage, uniqueKey: String, on connection: PostgresConnection, queue: JobQueue) async throws {
-        try await queue.enqueueWithNext(try job(message, uniqueKey: uniqueKey), on: connection)
+        try await queue.enqueueWithNext(job(message, uniqueKey: uniqueKey), on: connection)
     }
 
     /// Sends queued messages. A user who blocked the bot is marked and not written to again.

@@ -629,11 +629,7 @@ struct BotParameters {
     }
 
     func int64(_ key: String) -> Int64? {
-        switch values[key] {
-        case .number(let n): Int64(exactly: n)
-        case .string(let s): Int64(s)
-        default: nil
-        }
+        if case .string(let text) = values[key] { Int64(text) } else { values[key]?.integerValue }
     }
 
     /// A structured field: an object in JSON bodies, a JSON-encoded string in forms (§5.4).

@@ -59,7 +59,7 @@ public struct TelegramClient: Sendable {
             json.member("parse_mode", parseMode?.rawValue)
             if let replyMarkup { json.key("reply_markup"); replyMarkup.write(to: &json) }
         }
-        guard case .number(let id)? = result["message_id"], let messageID = Int64(exactly: id) else {
+        guard let messageID = result["message_id"]?.integerValue else {
             throw TelegramError(errorCode: 0, description: "unreadable Bot API response: sendMessage returned no message_id")
         }
         return SentMessage(messageID: messageID)

@@ -119,14 +119,13 @@ extension TelegramResponse where Result == JSONValue {
     /// of `result` is built: its own members, with nested objects and arrays read as null (a sent
     /// message's id, not the whole message: `JSONValue(parsing:buildingDepth:)`).
     public static func shallowResult(of body: Data, status: Int) throws(TelegramError) -> JSONValue {
-        guard let envelope = try? JSONValue(parsing: body, buildingDepth: 2), case .bool(let ok)? = envelope["ok"] else {
+        guard let envelope = try? JSONValue(parsing: body, buildingDepth: 2), let ok = envelope["ok"]?.boolValue else {
             throw TelegramError(errorCode: status, description: "unreadable Bot API response (HTTP \(status))")
         }
         if ok, let result = envelope["result"] { return result }
-        func integer(_ value: JSONValue?) -> Int64? { if case .number(let number)? = value { Int64(exactly: number) } else { nil } }
         let parameters = envelope["parameters"]
-        throw TelegramError(errorCode: integer(envelope["error_code"]).map { Int($0) } ?? 0, description: envelope["description"]?.stringValue ?? "no description",
-                            retryAfter: integer(parameters?["retry_after"]).map { Int($0) }, migrateToChatID: integer(parameters?["migrate_to_chat_id"]))
+        throw TelegramError(errorCode: envelope["error_code"]?.integerValue.map { Int($0) } ?? 0, description: envelope["description"]?.stringValue ?? "no description",
+                            retryAfter: parameters?["retry_after"]?.integerValue.map { Int($0) }, migrateToChatID: parameters?["migrate_to_chat_id"]?.integerValue)
     }
 }
 

@@ -137,7 +137,7 @@ private struct JSONReader {
 
     func string(_ key: String) throws(UpdateShapeError) -> String { try Self.string(try required(key)) }
     func bool(_ key: String) throws(UpdateShapeError) -> Bool {
-        guard case .bool(let value) = try required(key) else { throw UpdateShapeError(description: "\(name).\(key) is not a boolean") }
+        guard let value = try required(key).boolValue else { throw UpdateShapeError(description: "\(name).\(key) is not a boolean") }
         return value
     }
     func int64(_ key: String) throws(UpdateShapeError) -> Int64 { try Self.int64(try required(key)) }
@@ -151,7 +151,7 @@ private struct JSONReader {
 
     /// Telegram's integers fit in 53 bits, so a JSON number holds them exactly.
     static func int64(_ value: JSONValue) throws(UpdateShapeError) -> Int64 {
-        guard case .number(let number) = value, let integer = Int64(exactly: number) else { throw UpdateShapeError(description: "expected an integer") }
+        guard let integer = value.integerValue else { throw UpdateShapeError(description: "expected an integer") }
         return integer
     }
 

@@ -84,4 +84,16 @@ import TestSupport
             }
         }
     }
+
+    /// Typed reads, and optional members read as Codable reads them.
+    @Test func typedAccessorsAndOptionalMembers() throws {
+        let value = try JSONValue(parsing: Array(#"{"n":42,"f":1.5,"b":true,"s":"x","z":null}"#.utf8))
+        #expect(value["n"]?.integerValue == 42 && value["f"]?.integerValue == nil && value["s"]?.integerValue == nil)
+        #expect(value["b"]?.boolValue == true && value["n"]?.boolValue == nil)
+        #expect(try value.optionalMember("s", \.stringValue) == "x")
+        #expect(try value.optionalMember("z", \.stringValue) == nil, "null reads as absent")
+        #expect(try value.optionalMember("missing", \.stringValue) == nil)
+        let error = #expect(throws: JSONValue.MemberTypeError.self) { try value.optionalMember("n", \.stringValue) }
+        #expect(error?.key == "n", "a number where a string belongs")
+    }
 }
