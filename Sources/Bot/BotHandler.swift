@@ -14,22 +14,23 @@ import Telegram
 /// `telegram.update`: decodes the update, loads the chat's step and the facts, runs the pure
 /// `Conversation`, and applies its actions with the new step in one transaction. Replies go
 /// through the outbox in that transaction, so a retried job never answers twice and a crash
-/// never leaves a reply without its state (or the reverse). The first reply is claimed for this
-/// worker and admitted by the rate limiter in its own insert, and sent as soon as the
-/// transaction commits (`JobQueue.enqueueClaimed`); should the worker die first, its lease
-/// expires and another worker sends it.
+/// never leaves a reply without its state (or the reverse). The first reply, when the rate
+/// limiter admits it in that transaction, gets no job at all: it is sent as soon as the
+/// transaction commits (`JobQueue.enqueueUnlessAdmitted`, `Outbox.sendAdmitted`), and kept in
+/// the chat's follow-ups meanwhile, so that should the worker die first, the update's rescued
+/// job queues it instead.
 public enum BotHandler {
     public static let kind = "telegram.update"
 
     /// The handler; `rateLimited` gives the limits a reply is admitted under (the outbox's own).
     public static func handler(_ context: PipelineContext, rateLimited: RateLimitedTelegramFactory) -> JobHandler {
-        let replyLimits = rateLimited.make(context.telegram, context.database).limits
+        let replies = rateLimited.make(context.telegram, context.database)
         return JobHandler(kind: kind, timeout: .seconds(60)) { job, logger in
             guard let update = try? Update.decode(job.payload) else {
                 logger.notice("telegram update with a shape we cannot read; ignored", metadata: ["job": "\(job.id)"])
                 return
             }
-            try await handle(update, updateKey: "\(update.updateID)", context: context, replyLimits: replyLimits, logger: logger)
+            try await handle(update, updateKey: "\(update.updateID)", context: context, replies: replies, logger: logger)
         }
     }
 
@@ -63,7 +64,7 @@ public enum BotHandler {
     }
 
     static func handle(
-        _ update: Update, updateKey: String, context: PipelineContext, replyLimits: @escaping @Sendable (Int64) -> [(key: String, limit: RateLimit)], logger: Logger
+        _ update: Update, updateKey: String, context: PipelineContext, replies: RateLimitedTelegram, logger: Logger
     ) async throws {
         if case .myChatMember(let member) = update.kind {
             // Blocked (kicked) or unblocked: stop or resume messaging.
@@ -74,8 +75,7 @@ public enum BotHandler {
         guard let (event, user, chatID, callbackID) = event(update) else { return }
         let settings = context.settings
         let language = Catalog.Language(languageCode: user.languageCode)
-        let runner = JobRunner.current
-        let (followUps, isRerun, reply) = try await context.database.withTransaction { tx -> (FollowUps, Bool, ClaimedJob?) in
+        let (followUps, isRerun, admittedReply) = try await context.database.withTransaction { tx -> (FollowUps, Bool, OutgoingMessage?) in
             // Register (or find) the user, with their balance and language, and lock the chat's
             // state: one statement (each costs its own start-up on both sides), sent with the BEGIN.
             let loaded = try await tx.query("""
@@ -203,30 +203,37 @@ public enum BotHandler {
                 }
             }
             followUps.language = userLanguage.rawValue
+            // The first message, if it is plain text, is sent right after the COMMIT when the rate
+            // limiter admits it, with no job of its own; it is kept here until then (see `FollowUps`).
+            let direct = outgoing.first?.message.isPlainText == true
+            if direct { followUps.reply = outgoing[0].message }
             let encoded = next.jsonText
             let pending = followUps.jsonText
             let saveStep: PostgresQuery = """
                 INSERT INTO chat_state (chat_id, user_id, state, last_update, follow_ups) VALUES (\(chatID), \(user.id), \(encoded)::jsonb, \(updateKey), \(pending)::jsonb)
                 ON CONFLICT (chat_id) DO UPDATE SET state = excluded.state, last_update = excluded.last_update, follow_ups = excluded.follow_ups, updated_at = now()
                 """
-            // The first message, if it is plain text, is claimed here for this worker (and admitted
-            // by the rate limiter) so that it leaves right after the COMMIT; the rest queue behind it.
-            let claimer = outgoing.first?.message.isPlainText == true ? runner : nil
+            // Refused or behind an earlier message of the chat, the first message is queued like the rest.
             let inserts = outgoing.enumerated().map { index, message in
-                if index == 0, let claimer {
-                    JobQueue.enqueueClaimed(message.job, worker: claimer.workerID, lease: claimer.lease, admission: RateLimiter.acquisition(replyLimits(chatID)))
-                } else {
-                    JobQueue.enqueueStatement(message.job)
-                }
+                index == 0 && direct
+                    ? JobQueue.enqueueUnlessAdmitted(message.job, admission: RateLimiter.acquisition(replies.limits(chatID)))
+                    : JobQueue.enqueueStatement(message.job)
             }
             let committed = try await tx.commit(after: [saveStep] + inserts)
-            var reply = claimer == nil ? nil : try JobQueue.claimedJob(outgoing[0].job, committed[1])  // [0] is the step
-            reply?.value = outgoing.first?.message
-            return (followUps, false, reply)
+            let admitted = try direct && JobQueue.admitted(committed[1])  // [0] is the step
+            return (followUps, false, admitted ? outgoing[0].message : nil)
         }
         // The reply first: it is what the user waits for. Then the button's answer, which stops its
         // spinner; it does not depend on the follow-ups, which can take seconds (a training's start).
-        if let reply, let runner { await runner.run(reply) }
+        let replyKey = "update:\(updateKey):1"
+        if let admittedReply {
+            CrashPoints.hit("bot:before-reply")
+            try await Outbox.sendAdmitted(admittedReply, uniqueKey: replyKey, telegram: replies, queue: context.queue)
+        } else if isRerun, let reply = followUps.reply {
+            // This update's first run committed and died, perhaps before its reply left: queue it.
+            // Under the same key, so a reply that was queued then is not queued twice.
+            try await context.queue.enqueue(Outbox.job(reply, uniqueKey: replyKey))
+        }
         if let callbackID, followUps.answerCallback {
             // Best effort: Telegram forgets queries after ~15 s, and a late answer changes nothing.
             try? await context.telegram.answerCallbackQuery(id: callbackID, text: followUps.callbackText)
@@ -292,6 +299,10 @@ public enum BotHandler {
         var deletedImages: [String] = []
         var answerCallback = false
         var callbackText: String?
+        /// The first reply, when it was plain text: sent right after the commit if the rate
+        /// limiter admitted it, without a job; a rerun queues it (as "update:<id>:1", the key
+        /// the transaction would have queued it under).
+        var reply: OutgoingMessage?
     }
 
     /// Renders a reply in `language`. Arguments that are themselves catalogue keys (a status, a

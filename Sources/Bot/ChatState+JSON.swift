@@ -1,6 +1,7 @@
 import Avatars
 import Foundation
 import JSON
+import Pipeline
 
 // The step and the follow-ups are written to `chat_state` with every update and read back with
 // the next: without Codable, in the text the synthesized conformances write and read (tested
@@ -92,6 +93,10 @@ extension BotHandler.FollowUps {
             json.array(deletedImages) { json, key in json.string(key) }
             json.member("answerCallback", answerCallback)
             json.member("callbackText", callbackText)
+            if let reply {
+                json.key("reply")
+                reply.write(to: &json)
+            }
         }
         return String(decoding: json.bytes, as: UTF8.self)
     }
@@ -115,7 +120,8 @@ extension BotHandler.FollowUps {
                     guard let avatarID = value["avatarID"].flatMap(uuid), let photoID = value["photoID"].flatMap(uuid) else { return nil }
                     return RemovedPhoto(avatarID: avatarID, photoID: photoID)
                 },
-                deletedImages: images, answerCallback: answerCallback, callbackText: try json.optionalMember("callbackText", \.stringValue))
+                deletedImages: images, answerCallback: answerCallback, callbackText: try json.optionalMember("callbackText", \.stringValue),
+                reply: try json.optionalMember("reply") { try? OutgoingMessage(json: $0) })
         } catch {
             return nil
         }

@@ -57,12 +57,6 @@ public struct ClaimedJob: Sendable {
     public var createdAt: Date
     /// When it became due.
     public var runAt: Date
-    /// Claimed by the transaction that enqueued it (`JobQueue.enqueueClaimed`), which also ran
-    /// its admission check (a rate limit, say): this attempt need not check again.
-    public var admitted = false
-    /// The payload as its enqueuer had it in memory, for a job run at once by the process that
-    /// made it (`JobRunner.run`): the handler may use it instead of decoding `payload`.
-    public var value: (any Sendable)?
 
     /// Decodes the payload.
     public func decode<T: Decodable>(_ type: T.Type) throws -> T { try JSONDecoder().decode(T.self, from: payload) }

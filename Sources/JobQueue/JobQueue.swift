@@ -34,47 +34,45 @@ public struct JobQueue: Sendable {
         try await connection.sendWithNext(JobQueue.enqueueStatement(job))
     }
 
-    /// An insert that claims `job` for `worker` at once, when nothing else waits in its serial
-    /// lane and `admission` admits it; otherwise it is queued as usual (at the time `admission`
-    /// names, if it refused). Run it as the last statement before COMMIT (`commit(after:)`) and
-    /// hand the job to `JobRunner.run` once committed, so the only step after the commit is the
-    /// job's own work: no NOTIFY, no claim, no admission round trip.
+    /// An insert that queues `job` only when it cannot run at once: when an earlier job waits in
+    /// its serial lane, or `admission` refuses (then it is queued for the time `admission` names).
+    /// Otherwise it writes no row and answers `true` (read it with `admitted(_:)`): the caller
+    /// does the job's work itself, right after its COMMIT. Run it as the last statement before
+    /// COMMIT (`commit(after:)`).
+    ///
+    /// Work admitted this way has no row, no lease and no acknowledgement, so the caller must be
+    /// able to redo it should it die first: BotHandler keeps the reply in the chat's follow-ups,
+    /// and the update's own job, rescued, queues it again under the same unique key. That is the
+    /// point: a reply sent this way costs no job row of its own (its insert and its
+    /// acknowledgement were 2 of the 5 row versions and 7 of the 18 index entries of a reply).
     ///
     /// `admission` is a SQL expression evaluated only when the lane is clear: NULL admits (and
     /// may consume, as a rate limiter does), a timestamp refuses until then. Its row locks are
-    /// held only until the COMMIT that travels with it. Read the result with `claimedJob(_:_:)`.
-    public static func enqueueClaimed(_ job: JobRequest, worker: String, lease: Duration, admission: PostgresQuery) -> PostgresQuery {
+    /// held only until the COMMIT that travels with it.
+    public static func enqueueUnlessAdmitted(_ job: JobRequest, admission: PostgresQuery) -> PostgresQuery {
         """
             WITH admission AS (
-                -- Materialised (it is volatile): the admission runs once, and only for a clear lane.
-                SELECT lane.clear, CASE WHEN lane.clear THEN \(admission) END AS retry_at
-                FROM (SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE serial_key = \(job.serialKey) AND state IN ('available', 'running')) AS clear) AS lane
+                -- Materialised (it is volatile, and read twice): the admission runs once, and only for a clear lane.
+                SELECT lane.clear AND a.retry_at IS NULL AS admitted, a.retry_at
+                FROM (SELECT NOT EXISTS (SELECT 1 FROM jobs WHERE serial_key = \(job.serialKey) AND state IN ('available', 'running')) AS clear) AS lane,
+                     LATERAL (SELECT CASE WHEN lane.clear THEN \(admission) END AS retry_at) AS a
             ), inserted AS (
-                INSERT INTO jobs (kind, payload, priority, run_at, max_attempts, unique_key, serial_key, state, attempt, locked_by, lease_expires_at, attempted_at)
+                INSERT INTO jobs (kind, payload, priority, run_at, max_attempts, unique_key, serial_key)
                 SELECT \(job.kind), \(String(decoding: job.payload, as: UTF8.self))::json, \(Int(job.priority))::int2,
-                       greatest(coalesce(\(job.runAt)::timestamptz, now()), a.retry_at), \(job.maxAttempts), \(job.uniqueKey), \(job.serialKey),
-                       CASE WHEN a.admitted THEN 'running' ELSE 'available' END,
-                       CASE WHEN a.admitted THEN 1 ELSE 0 END,
-                       CASE WHEN a.admitted THEN \(worker) END,
-                       CASE WHEN a.admitted THEN now() + \(milliseconds(lease)) * interval '1 millisecond' END,
-                       CASE WHEN a.admitted THEN now() END
-                FROM (SELECT retry_at, clear AND retry_at IS NULL AS admitted FROM admission) AS a
+                       greatest(coalesce(\(job.runAt)::timestamptz, now()), a.retry_at), \(job.maxAttempts), \(job.uniqueKey), \(job.serialKey)
+                FROM admission a WHERE NOT a.admitted
                 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL DO NOTHING
-                RETURNING id, state, created_at, run_at
+                RETURNING id
             ), wake AS (
-                SELECT pg_notify(\(JobQueue.channel), '') FROM inserted WHERE state = 'available'
+                SELECT pg_notify(\(JobQueue.channel), '') FROM inserted
             )
-            SELECT id, state = 'running', created_at, run_at, (SELECT count(*) FROM wake) FROM inserted
+            SELECT admitted, (SELECT count(*) FROM wake) FROM admission
             """
     }
 
-    /// The job `enqueueClaimed` claimed, from its committed rows; nil when it was queued instead
-    /// (or was a duplicate).
-    public static func claimedJob(_ job: JobRequest, _ rows: PostgresRows) throws -> ClaimedJob? {
-        guard let row = rows.first else { return nil }
-        let (id, claimed, createdAt, runAt) = try row.decode(Int64.self, Bool.self, Date.self, Date.self)
-        guard claimed else { return nil }
-        return ClaimedJob(id: id, kind: job.kind, payload: job.payload, attempt: 1, maxAttempts: job.maxAttempts, createdAt: createdAt, runAt: runAt, admitted: true)
+    /// Whether `enqueueUnlessAdmitted` admitted its job (the caller runs it) rather than queued it.
+    public static func admitted(_ rows: PostgresRows) throws -> Bool {
+        try rows.first?.decode(Bool.self, at: 0) ?? false
     }
 
     /// The statement `enqueue` runs for one job, to run among others (`query(all:)`, `commit(after:)`).

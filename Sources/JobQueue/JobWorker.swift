@@ -147,9 +147,7 @@ public final class JobWorker: Service, Sendable {
         let outcome: JobOutcome
         if let handler = handlers[job.kind] {
             do {
-                try await JobWorker.$runner.withValue(JobRunner(worker: self)) {
-                    try await Self.withDeadline(handler.timeout) { try await handler.run(job, handlerLogger) }
-                }
+                try await Self.withDeadline(handler.timeout) { try await handler.run(job, handlerLogger) }
                 outcome = .completed
             } catch is CancellationError where isStopping {
                 outcome = .handedBack
@@ -175,15 +173,6 @@ public final class JobWorker: Service, Sendable {
         flushSignal.notify()
         // A claimer held back by full slots wakes once enough are free for a worthwhile batch.
         if starved, free >= max(1, min(configuration.claimBatch, configuration.concurrency) / 2) { claimSignal.notify() }
-    }
-
-    /// Runs a job this worker claimed when it was enqueued (see `JobRunner`).
-    fileprivate func adopt(_ job: ClaimedJob) async {
-        state.withLock { state in
-            state.running += 1
-            state.held[job.id] = job.attempt
-        }
-        await execute(job)
     }
 
     static func withDeadline(_ timeout: Duration, _ body: @escaping @Sendable () async throws -> Void) async throws {
@@ -310,30 +299,4 @@ extension JobOutcome {
         case .retry, .retryWithoutAttempt, .handedBack: true
         }
     }
-}
-
-/// What a running handler may ask of the worker that runs it: to run, right after the handler's
-/// transaction commits, a job that transaction enqueued already claimed for this worker
-/// (`JobQueue.enqueueClaimed`). A bot's reply then leaves with no NOTIFY, claim or rate-limit
-/// round trip between the commit and the send. If the worker dies first, the job's lease
-/// expires and another worker runs it: it is a job like any other.
-public struct JobRunner: Sendable {
-    fileprivate let worker: JobWorker
-
-    /// The running handler's worker, if it runs in one.
-    public static var current: JobRunner? { JobWorker.runner }
-
-    /// The id claims are made for (`jobs.locked_by`).
-    public var workerID: String { worker.id }
-    /// The lease a claim takes.
-    public var lease: Duration { worker.lease }
-
-    /// Runs `job` here and now like any claimed job: its handler with its deadline, heartbeats
-    /// while it runs, its acknowledgement (or retry) afterwards.
-    public func run(_ job: ClaimedJob) async { await worker.adopt(job) }
-}
-
-extension JobWorker {
-    @TaskLocal fileprivate static var runner: JobRunner?
-    fileprivate var lease: Duration { configuration.lease }
 }

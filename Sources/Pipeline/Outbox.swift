@@ -1,6 +1,6 @@
 public import Foundation
 public import JobQueue
-import JSON
+public import JSON
 import Logging
 public import Postgres
 public import RateLimit
@@ -54,9 +54,18 @@ public struct OutgoingMessage: Codable, Sendable, Equatable {
         self.answersUpdate = answersUpdate
     }
 
-    /// Sent by one plain sendMessage: no photos, no tag to edit. The only kind whose send honours
-    /// `ClaimedJob.admitted`, so the only kind a handler may claim and admit in advance.
+    /// Sent by one plain sendMessage: no photos, no tag to edit. The only kind `Outbox.sendAdmitted`
+    /// sends, so the only kind a handler may admit in advance.
     public var isPlainText: Bool { photos.isEmpty && tag == nil }
+}
+
+extension OutgoingMessage {
+    /// The inline keyboard of `buttons`, if any.
+    var replyMarkup: InlineKeyboardMarkup? {
+        get throws {
+            buttons.isEmpty ? nil : InlineKeyboardMarkup(try buttons.map { row in try row.map { try InlineKeyboardButton.callback($0.text, data: $0.data) } })
+        }
+    }
 }
 
 /// The queued payload, written and read without Codable: every reply is encoded once and decoded
@@ -66,6 +75,12 @@ public struct OutgoingMessage: Codable, Sendable, Equatable {
 extension OutgoingMessage {
     public var payload: Data {
         var json = JSONWriter()
+        write(to: &json)
+        return Data(json.bytes)
+    }
+
+    /// Writes the payload's object into a larger document (a chat's follow-ups keep a reply).
+    public func write(to json: inout JSONWriter) {
         json.object { json in
             json.member("chatID", chatID)
             json.member("text", text)
@@ -85,11 +100,16 @@ extension OutgoingMessage {
             json.member("coalesce", coalesce)
             json.member("answersUpdate", answersUpdate)
         }
-        return Data(json.bytes)
     }
 
     public init(payload: Data) throws(OutgoingMessage.PayloadError) {
-        guard let json = try? JSONValue(parsing: payload), let chatID = json["chatID"]?.integerValue,
+        guard let json = try? JSONValue(parsing: payload) else { throw PayloadError() }
+        try self.init(json: json)
+    }
+
+    /// The message from the payload's parsed object.
+    public init(json: JSONValue) throws(OutgoingMessage.PayloadError) {
+        guard let chatID = json["chatID"]?.integerValue,
               let text = json["text"]?.stringValue, case .array(let rows)? = json["buttons"], case .array(let photos)? = json["photos"],
               let coalesce = json["coalesce"]?.boolValue
         else { throw PayloadError() }
@@ -144,12 +164,12 @@ public enum Outbox {
     /// Sends queued messages. A user who blocked the bot is marked and not written to again.
     public static func handler(telegram: RateLimitedTelegram, database: PostgresClient, storage: ObjectStorage, scratchDirectory: String) -> JobHandler {
         JobHandler(kind: kind, timeout: .seconds(30)) { job, logger in
-            let message = try job.value as? OutgoingMessage ?? OutgoingMessage(payload: job.payload)
+            let message = try OutgoingMessage(payload: job.payload)
             if message.answersUpdate != true {
                 let blocked = try await database.query("SELECT blocked_at IS NOT NULL FROM users WHERE id = \(message.chatID)").first?.decode(Bool.self, at: 0) ?? false
                 if blocked { return }
             }
-            let markup = message.buttons.isEmpty ? nil : InlineKeyboardMarkup(try message.buttons.map { row in try row.map { try InlineKeyboardButton.callback($0.text, data: $0.data) } })
+            let markup = try message.replyMarkup
             if let tag = message.tag, message.coalesce {
                 let newer = try await database.query("""
                     SELECT 1 FROM jobs WHERE kind = \(kind) AND state = 'available' AND serial_key = \(lane(message.chatID)) AND id > \(job.id)
@@ -159,7 +179,7 @@ public enum Outbox {
             }
             do {
                 if message.isPlainText {
-                    _ = try await telegram.send(toChat: message.chatID, admitted: job.admitted) {
+                    _ = try await telegram.send(toChat: message.chatID) {
                         try await $0.sendMessage(chatID: message.chatID, text: message.text, replyMarkup: markup)
                     }
                 } else if let tag = message.tag, message.photos.isEmpty {
@@ -175,6 +195,26 @@ public enum Outbox {
             } catch let error as TelegramError where !error.isTransient {
                 throw JobFailure.permanent("Telegram refused the message: \(error.kind)")
             }
+        }
+    }
+
+    /// Sends a plain-text reply now, without a job of its own: its handler's transaction admitted
+    /// it (`JobQueue.enqueueUnlessAdmitted` with the rate limiter) and keeps it to queue again
+    /// should the handler die first. A send that fails for any reason is queued as the job it
+    /// would have been, under `uniqueKey`, at the time a 429 names: the outbox then retries it
+    /// with everything it knows (backoff, blocked users, permanent refusals), and the key keeps
+    /// a later re-queue by the handler from sending it twice.
+    public static func sendAdmitted(_ message: OutgoingMessage, uniqueKey: String, telegram: RateLimitedTelegram, queue: JobQueue) async throws {
+        precondition(message.isPlainText, "only a plain sendMessage can be admitted in advance")
+        do {
+            let markup = try message.replyMarkup
+            _ = try await telegram.send(toChat: message.chatID, admitted: true) {
+                try await $0.sendMessage(chatID: message.chatID, text: message.text, replyMarkup: markup)
+            }
+        } catch {
+            var retry = job(message, uniqueKey: uniqueKey)
+            if case JobFailure.retryAt(let date, _) = error { retry.runAt = date }
+            try await queue.enqueue(retry)
         }
     }
 

@@ -21,7 +21,7 @@ public struct RateLimitedTelegram: Sendable {
     }
 
     /// Runs `call` once the limits of `chatID` and of the bot allow one more message; `admitted`
-    /// when they were already taken for it (a reply admitted in its own insert).
+    /// when they were already taken for it (a reply its handler's transaction admitted).
     /// - Throws: `JobFailure.retryAt` when they do not (or Telegram says 429); the call's own errors otherwise.
     public func send<T: Sendable>(toChat chatID: Int64, admitted: Bool = false, _ call: @Sendable (TelegramClient) async throws -> T) async throws -> T {
         if !admitted, let retryAt = try await limiter.acquire(limits(chatID)) {

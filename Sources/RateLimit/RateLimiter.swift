@@ -21,7 +21,7 @@ public struct RateLimiter: Sendable {
     }
 
     /// `acquire` as a SQL expression (NULL when allowed, else the time to retry), to run inside
-    /// another statement: `JobQueue.enqueueClaimed` admits a reply with it in the reply's own
+    /// another statement: `JobQueue.enqueueUnlessAdmitted` admits a reply with it in the reply's own
     /// insert. Inside a transaction its row locks last until the COMMIT.
     public static func acquisition(_ limits: [(key: String, limit: RateLimit)]) -> PostgresQuery {
         // Sorted by key: the function then locks each key as it reads it (migration 0008).

@@ -36,6 +36,39 @@ import Testing
         }
     }
 
+    /// `enqueueUnlessAdmitted` writes no row when the lane is clear and the admission admits;
+    /// with the lane busy it queues the job now without asking for admission (nothing consumed);
+    /// refused, it queues it for the time the admission names; a key already taken is not queued twice.
+    @Test func jobsAdmittedAtEnqueueWriteNoRowTheOthersWaitTheirTurn() async throws {
+        try await TestDatabase.withMigrated { database in
+            let client = try database.client(maxConnections: 2)
+            defer { client.shutdown() }
+            let queue = JobQueue(database: client)
+            // An admission that counts its calls and admits, or refuses for an hour.
+            try await client.query("CREATE TABLE admissions (at timestamptz NOT NULL DEFAULT clock_timestamp())")
+            try await client.query("""
+                CREATE FUNCTION admit(refuse boolean) RETURNS timestamptz LANGUAGE plpgsql AS $$
+                BEGIN INSERT INTO admissions DEFAULT VALUES; RETURN CASE WHEN refuse THEN now() + interval '1 hour' END; END $$
+                """)
+            func offer(_ key: String, lane: String, refuse: Bool) async throws -> Bool {
+                let job = JobRequest(kind: "follow", payload: Data(#"{"key":"\#(key)"}"#.utf8), uniqueKey: key, serialKey: lane)
+                return try await client.withTransaction { tx in
+                    try JobQueue.admitted(try await tx.commit(after: [JobQueue.enqueueUnlessAdmitted(job, admission: "admit(\(refuse))")])[0])
+                }
+            }
+            // Lane "busy" already holds a job, due in an hour.
+            try await queue.enqueue(JobRequest(kind: "follow", runAt: Date().addingTimeInterval(3600), uniqueKey: "busy-first", serialKey: "lane:busy"))
+            #expect(try await offer("open", lane: "lane:open", refuse: false), "a clear lane, admitted")
+            #expect(try await !offer("busy", lane: "lane:busy", refuse: false), "behind an earlier job of its lane")
+            #expect(try await !offer("shut", lane: "lane:shut", refuse: true), "refused by the admission")
+            #expect(try await !offer("shut", lane: "lane:shut", refuse: false), "its lane now holds the refused one")
+            let rows = try await client.query("SELECT unique_key, state, attempt, run_at > now() + interval '50 minutes' FROM jobs WHERE unique_key <> 'busy-first' ORDER BY unique_key")
+            #expect(try rows.map { try $0.decode(String.self, String.self, Int.self, Bool.self) }.map { "\($0.0) \($0.1) \($0.2) \($0.3)" }
+                    == ["busy available 0 false", "shut available 0 true"], "no row for the admitted one; a busy lane queues now, a refusal at its retry time, once")
+            #expect(try await count(client, "SELECT count(*) FROM admissions") == 2, "admission asked only on a clear lane: the open and the first shut")
+        }
+    }
+
     /// Acknowledgements are planned once per connection (a generic plan), not once per call:
     /// PostgreSQL on its own kept making a custom plan for every call (0.5 ms each).
     @Test func claimsAndAcknowledgementsReuseOneGenericPlan() async throws {

@@ -71,4 +71,44 @@ import Testing
             }
         }
     }
+
+    /// A reply the rate limiter admitted has no job of its own: it lives in the chat's follow-ups
+    /// until sent. A worker killed between the update's commit and the send loses nothing: the
+    /// update's rescued job queues the reply, and the user gets it exactly once.
+    @Test func aReplyAdmittedWithoutAJobSurvivesItsWorkerDyingBeforeTheSend() async throws {
+        let sandbox = Sandbox()
+        try await TestDatabase.withMigrated { testDatabase in
+            let database = try testDatabase.client(maxConnections: 2)
+            defer { database.shutdown() }
+            try await sandbox.run { endpoints in
+                try await Harness.runServer(databaseURL: testDatabase.url, jwksURL: endpoints.falJWKS) { serverBase in
+                    sandbox.telegram.setWebhook(.init(url: serverBase + "/telegram/webhook", secretToken: "pipeline_test"))
+                    let environment = Harness.workerEnvironment(databaseURL: testDatabase.url, serverBase: serverBase, sandbox: sandbox, endpoints: endpoints, bucket: "reply-\(UUID().uuidString.prefix(8).lowercased())")
+                    let workerPath = TestServices.productsDirectory + "/aisha-worker"
+                    let log = NSTemporaryDirectory() + "/bot-reply-\(UUID()).log"
+                    defer { try? FileManager.default.removeItem(atPath: log) }
+                    let user = sandbox.telegram.user(id: 8201, firstName: "Lena")
+
+                    let first = try TestServices.spawn(workerPath, [], environment: environment.merging(["AISHA_CRASH_POINT": "bot:before-reply"]) { $1 }, logPath: log)
+                    #expect(await user.send("/start") == 200)
+                    #expect(await TestServices.waitForExit(first) == 128 + SIGKILL, "the worker died at bot:before-reply")
+                    #expect(try await database.query("SELECT count(*) FROM chat_state WHERE chat_id = 8201 AND follow_ups ? 'reply'")[0].decode(Int.self, at: 0) == 1,
+                            "the update committed, keeping its reply")
+                    #expect(!sandbox.transcript.events(chatID: 8201).contains { $0.actor == .bot }, "and nothing was sent")
+
+                    let second = try TestServices.spawn(workerPath, [], environment: environment, logPath: log)
+                    let welcome = await sandbox.transcript.waitFor(chatID: 8201, timeout: .seconds(30)) { $0.actor == .bot && $0.text.contains("I am Aisha") }
+                    #expect(welcome != nil, "the rescued update queued the reply")
+                    #expect(await user.send("/help") == 200)
+                    #expect(await sandbox.transcript.waitFor(chatID: 8201, timeout: .seconds(30)) { $0.actor == .bot && $0.text.contains("How it works") } != nil)
+                    kill(second, SIGTERM)
+                    #expect(await TestServices.waitForExit(second) == 0)
+                    let welcomes = sandbox.transcript.events(chatID: 8201).filter { $0.actor == .bot && $0.text.contains("I am Aisha") }
+                    #expect(welcomes.count == 1, "sent once: \(welcomes.map(\.text))")
+                    let queued = try await database.query("SELECT unique_key, state FROM jobs WHERE kind = 'telegram.send'").map { try $0.decode(String.self, String.self) }
+                    #expect(queued.count == 1 && queued.first?.1 == "completed" && queued.first?.0.hasSuffix(":1") == true, "the one queued reply: \(queued)")
+                }
+            }
+        }
+    }
 }

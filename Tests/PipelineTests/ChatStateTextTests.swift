@@ -2,6 +2,7 @@ import Avatars
 @testable import Bot
 import Foundation
 import JSON
+import Pipeline
 import Testing
 
 /// The chat step and follow-ups are written and read without Codable; both must stay the
@@ -38,16 +39,18 @@ import Testing
         .init(),
         .init(language: "ru", startTraining: id, cancelTraining: UUID(), generation: .init(id: UUID(), avatarID: id, prompt: "a \"scene\"\n", ratio: "3:4", count: 4),
               removedPhoto: .init(avatarID: id, photoID: UUID()), deletedImages: ["1/a.jpg", "1/b.jpg"], answerCallback: true, callbackText: "Готово ✓"),
+        .init(reply: OutgoingMessage(chatID: 42, text: "Hi <b>\"you\"</b>\n", buttons: [[.init("Help", data: "help")], [.init("Мои аватары", data: "av:list:0")]], answersUpdate: true)),
     ]
 
-    @Test(arguments: 0..<2) func followUpsMatchCodableBothWays(_ index: Int) throws {
+    @Test(arguments: 0..<3) func followUpsMatchCodableBothWays(_ index: Int) throws {
         let followUps = Self.followUps[index]
         let decoded = try JSONDecoder().decode(BotHandler.FollowUps.self, from: Data(followUps.jsonText.utf8))
         #expect(decoded.jsonText == followUps.jsonText)
         let read = try #require(BotHandler.FollowUps(jsonText: String(decoding: try JSONEncoder().encode(followUps), as: UTF8.self)))
         #expect(read.jsonText == followUps.jsonText)
         #expect(read.language == followUps.language && read.startTraining == followUps.startTraining && read.generation?.count == followUps.generation?.count
-                && read.removedPhoto?.photoID == followUps.removedPhoto?.photoID && read.deletedImages == followUps.deletedImages && read.callbackText == followUps.callbackText)
+                && read.removedPhoto?.photoID == followUps.removedPhoto?.photoID && read.deletedImages == followUps.deletedImages && read.callbackText == followUps.callbackText
+                && read.reply == followUps.reply && decoded.reply == followUps.reply)
     }
 
     @Test func notFollowUps() {
@@ -55,5 +58,8 @@ import Testing
         #expect(BotHandler.FollowUps(jsonText: #"{"language":"en","deletedImages":[1],"answerCallback":false}"#) == nil)
         #expect(BotHandler.FollowUps(jsonText: #"{"deletedImages":[],"answerCallback":false}"#) == nil)
         #expect(BotHandler.FollowUps(jsonText: #"{"language":"en","deletedImages":[],"answerCallback":false,"callbackText":null}"#) != nil)
+        // A reply that is not a message fails the whole, as with Codable; an absent one is nil.
+        #expect(BotHandler.FollowUps(jsonText: #"{"language":"en","deletedImages":[],"answerCallback":false,"reply":{"chatID":"x"}}"#) == nil)
+        #expect(BotHandler.FollowUps(jsonText: #"{"language":"en","deletedImages":[],"answerCallback":false,"reply":null}"#)?.reply == nil)
     }
 }

@@ -109,11 +109,11 @@ struct BenchBotCommand: AsyncParsableCommand {
         }
     }
 
-    /// One reply's path in four steps, medians over the run: POST → the server's insert (the
-    /// update's `created_at`) → the worker's claim (its `attempted_at`) → the worker's update
-    /// transaction (the reply's `created_at`: that transaction's start) → the Sandbox receiving the
-    /// reply. Wall clocks of the same machine; updates and replies are paired by chat (one update
-    /// per chat is in flight at these rates).
+    /// One reply's path in three steps, medians over the run: POST → the server's insert (the
+    /// update's `created_at`) → the worker's claim (its `attempted_at`) → the Sandbox receiving the
+    /// reply (the update's transaction, then the send: a reply the rate limiter admitted has no
+    /// job row to time it by). Wall clocks of the same machine; updates and replies are paired by
+    /// chat (one update per chat is in flight at these rates).
     private func printTimeline(databaseURL: String, replies: [ReplyClock.Record]) async throws {
         guard !replies.isEmpty else { return }
         let client = try PostgresClient(url: databaseURL, maxConnections: 1, logger: BenchSupport.logger)
@@ -125,23 +125,20 @@ struct BenchBotCommand: AsyncParsableCommand {
             WITH b AS (
                 SELECT * FROM unnest(\(replies.map(\.chatID))::int8[], \(replies.map(\.sent))::timestamptz[], \(replies.map(\.replied))::timestamptz[]) AS b(chat, sent, replied)
             ), paired AS (
-                SELECT b.sent, b.replied, u.created_at AS stored, u.attempted_at AS claimed, r.created_at AS handled
+                SELECT b.sent, b.replied, u.created_at AS stored, u.attempted_at AS claimed
                 FROM b
                 JOIN LATERAL (SELECT created_at, attempted_at FROM jobs WHERE kind = 'telegram.update' AND serial_key = 'tg:chat:' || b.chat
                               AND created_at BETWEEN b.sent - interval '50 ms' AND b.replied ORDER BY created_at LIMIT 1) u ON true
-                JOIN LATERAL (SELECT created_at FROM jobs WHERE kind = 'telegram.send' AND serial_key = 'tg:send:' || b.chat
-                              AND created_at BETWEEN u.attempted_at AND b.replied ORDER BY created_at LIMIT 1) r ON true
             )
             SELECT count(*)::int,
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM stored - sent)) * 1000,
                    percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM claimed - stored)) * 1000,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM handled - claimed)) * 1000,
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM replied - handled)) * 1000
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM replied - claimed)) * 1000
             FROM paired
             """)
         guard let row = rows.first, try row.decode(Int.self, at: 0) > 0 else { return }
-        let steps = try (1...4).map { String(format: "%.2f", try row.decode(Double.self, at: $0)) }
-        print("  timeline (p50 of \(try row.decode(Int.self, at: 0)) paired replies): POST → stored \(steps[0]) ms → claimed \(steps[1]) ms → handler's transaction \(steps[2]) ms → reply at the Sandbox \(steps[3]) ms")
+        let steps = try (1...3).map { String(format: "%.2f", try row.decode(Double.self, at: $0)) }
+        print("  timeline (p50 of \(try row.decode(Int.self, at: 0)) paired replies): POST → stored \(steps[0]) ms → claimed \(steps[1]) ms → reply at the Sandbox \(steps[2]) ms")
     }
 
     /// Sends `count` updates at `rate`, user after user: `/start` on even rounds, a Help tap on odd.
