@@ -76,22 +76,30 @@ public enum BotHandler {
         let settings = context.settings
         let language = Catalog.Language(languageCode: user.languageCode)
         let (followUps, isRerun, admittedReply) = try await context.database.withTransaction { tx -> (FollowUps, Bool, OutgoingMessage?) in
-            // Register (or find) the user, with their balance and language, and lock the chat's
+            // Find (or register) the user, with their balance and language, and lock the chat's
             // state: one statement (each costs its own start-up on both sides), sent with the BEGIN.
-            let loaded = try await tx.query("""
-                WITH inserted AS (
-                    INSERT INTO users (id, first_name, language) VALUES (\(user.id), \(user.firstName), \(language.rawValue))
+            // The insert runs only for a user not found: an INSERT … ON CONFLICT DO NOTHING that
+            // meets its row still checks the table's constraints and probes for the conflict.
+            guard let loaded = try await tx.query("""
+                WITH existing AS (
+                    SELECT balance, language FROM users WHERE id = \(user.id)
+                ), inserted AS (
+                    INSERT INTO users (id, first_name, language) SELECT \(user.id), \(user.firstName), \(language.rawValue)
+                    WHERE NOT EXISTS (SELECT 1 FROM existing)
                     ON CONFLICT (id) DO NOTHING RETURNING balance, language
                 ), account AS (
-                    SELECT true AS new, balance, language FROM inserted
+                    SELECT false AS new, balance, language FROM existing
                     UNION ALL
-                    SELECT false, balance, language FROM users WHERE id = \(user.id) AND NOT EXISTS (SELECT 1 FROM inserted)
+                    SELECT true, balance, language FROM inserted
                 ), step AS (
                     SELECT state, last_update, follow_ups FROM chat_state WHERE chat_id = \(chatID) FOR UPDATE
                 )
                 SELECT account.new, account.balance, account.language, step.state::text, step.last_update, step.follow_ups::text
                 FROM account LEFT JOIN step ON true
-                """)[0]
+                """).first else {
+                // Registered by a concurrent transaction since this one's snapshot: the retry finds them.
+                throw JobFailure.retryAt(Date(), reason: "user \(user.id) registered concurrently")
+            }
             let (isNew, storedBalance, userLanguageCode) = try loaded.decode(Bool.self, Int.self, String.self)
             let (storedStep, lastUpdate, savedFollowUps) = (try loaded.decode(String?.self, at: 3), try loaded.decode(String?.self, at: 4), try loaded.decode(String?.self, at: 5))
             var balance = storedBalance
@@ -209,7 +217,10 @@ public enum BotHandler {
             if direct { followUps.reply = outgoing[0].message }
             let encoded = next.jsonText
             let pending = followUps.jsonText
-            let saveStep: PostgresQuery = """
+            // The row, when there is one, is locked by this transaction: a plain UPDATE (no conflict probe).
+            let saveStep: PostgresQuery = storedStep != nil ? """
+                UPDATE chat_state SET state = \(encoded)::jsonb, last_update = \(updateKey), follow_ups = \(pending)::jsonb, updated_at = now() WHERE chat_id = \(chatID)
+                """ : """
                 INSERT INTO chat_state (chat_id, user_id, state, last_update, follow_ups) VALUES (\(chatID), \(user.id), \(encoded)::jsonb, \(updateKey), \(pending)::jsonb)
                 ON CONFLICT (chat_id) DO UPDATE SET state = excluded.state, last_update = excluded.last_update, follow_ups = excluded.follow_ups, updated_at = now()
                 """

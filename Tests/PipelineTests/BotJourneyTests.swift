@@ -261,3 +261,30 @@ import Testing
         }
     }
 }
+
+/// A user registered by another transaction while their update's transaction ran: its snapshot
+/// found no row and its insert met the other's. The update is rescheduled, not lost, and answered once.
+@Suite struct BotRegistrationRaceTests {
+    @Test func anUpdateRacingTheUsersRegistrationIsRescheduledNotLost() async throws {
+        try await Harness.run(withBot: true) { h in
+            let user = h.sandbox.telegram.user(id: 7901, firstName: "Vera", languageCode: "en")
+            try await h.database.withTransaction { tx in
+                try await tx.query("INSERT INTO users (id, first_name, language) VALUES (7901, 'Vera', 'en')")
+                #expect(await user.send("/start") == 200)
+                // Commit only once the update's insert waits on this one.
+                let waiting = try await h.eventually {
+                    try await h.database.query("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")[0].decode(Int.self, at: 0) > 0
+                }
+                #expect(waiting, "the update's registration waited on ours")
+            }
+            let transcript = h.sandbox.transcript
+            // Registered by the other transaction, the user is greeted as a returning one.
+            #expect(await transcript.waitFor(chatID: 7901, timeout: .seconds(20)) { $0.actor == .bot && $0.text.contains("Welcome back") } != nil)
+            let job = try await h.database.query("SELECT state, errors::text FROM jobs WHERE kind = 'telegram.update'")
+            #expect(job.count == 1)
+            let (state, errors) = try job[0].decode(String.self, String.self)
+            #expect(state == "completed" && errors.contains("registered concurrently"), "\(state) \(errors)")
+            #expect(transcript.events(chatID: 7901).filter { $0.actor == .bot }.count == 1, "answered once")
+        }
+    }
+}
