@@ -280,6 +280,8 @@ import Testing
             let transcript = h.sandbox.transcript
             // Registered by the other transaction, the user is greeted as a returning one.
             #expect(await transcript.waitFor(chatID: 7901, timeout: .seconds(20)) { $0.actor == .bot && $0.text.contains("Welcome back") } != nil)
+            // The reply leaves before the update's acknowledgement is written.
+            #expect(try await h.eventually { try await h.database.query("SELECT count(*) FROM jobs WHERE kind = 'telegram.update' AND state = 'completed'")[0].decode(Int.self, at: 0) == 1 })
             let job = try await h.database.query("SELECT state, errors::text FROM jobs WHERE kind = 'telegram.update'")
             #expect(job.count == 1)
             let (state, errors) = try job[0].decode(String.self, String.self)
