@@ -179,9 +179,7 @@ public enum Outbox {
             }
             do {
                 if message.isPlainText {
-                    _ = try await telegram.send(toChat: message.chatID) {
-                        try await $0.sendMessage(chatID: message.chatID, text: message.text, replyMarkup: markup)
-                    }
+                    try await sendText(message, markup: markup, admitted: false, telegram: telegram)
                 } else if let tag = message.tag, message.photos.isEmpty {
                     try await sendOrEdit(message, tag: tag, markup: markup, telegram: telegram, database: database)
                 } else {
@@ -207,14 +205,18 @@ public enum Outbox {
     public static func sendAdmitted(_ message: OutgoingMessage, uniqueKey: String, telegram: RateLimitedTelegram, queue: JobQueue) async throws {
         precondition(message.isPlainText, "only a plain sendMessage can be admitted in advance")
         do {
-            let markup = try message.replyMarkup
-            _ = try await telegram.send(toChat: message.chatID, admitted: true) {
-                try await $0.sendMessage(chatID: message.chatID, text: message.text, replyMarkup: markup)
-            }
+            try await sendText(message, markup: try message.replyMarkup, admitted: true, telegram: telegram)
         } catch {
             var retry = job(message, uniqueKey: uniqueKey)
             if case JobFailure.retryAt(let date, _) = error { retry.runAt = date }
             try await queue.enqueue(retry)
+        }
+    }
+
+    /// One sendMessage of a plain-text message, paced unless `admitted` (its token already taken).
+    static func sendText(_ message: OutgoingMessage, markup: InlineKeyboardMarkup?, admitted: Bool, telegram: RateLimitedTelegram) async throws {
+        _ = try await telegram.send(toChat: message.chatID, admitted: admitted) {
+            try await $0.sendMessage(chatID: message.chatID, text: message.text, replyMarkup: markup)
         }
     }
 
